@@ -1,0 +1,28 @@
+with
+
+source_products as (
+
+    {{ dedupe_completed_loads(
+        source('shop', 'products'),
+        source('shop', '_dlt_loads'),
+        key='product_id'
+    ) }}
+
+),
+
+final as (
+
+    select
+        {{ dbt.cast('product_id', dbt.type_bigint()) }} as product_id,
+        {{ dbt.cast('sku', dbt.type_string()) }} as sku,
+        {{ dbt.cast('product_name', dbt.type_string()) }} as product_name,
+        {{ dbt.cast('category', dbt.type_string()) }} as category,
+        {{ dbt.cast('unit_price', dbt.type_numeric()) }} as unit_price,
+        {{ dbt.cast('is_active', dbt.type_boolean()) }} as is_active,
+        {{ staging_lifecycle_columns() }}
+
+    from source_products
+
+)
+
+select * from final

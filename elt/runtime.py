@@ -1,0 +1,68 @@
+"""What every command shares: the project, its warehouse and the environment dlt and dbt read.
+
+Resolved once per invocation and lazily, so `elt --help` touches nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from elt import warehouse as wh
+from elt.project import project_dir
+
+DEMO_SHOP_DATABASE = "shop"
+
+
+@dataclass
+class Runtime:
+    project: Path = field(default_factory=project_dir)
+
+    @property
+    def dbt_dir(self) -> Path:
+        return self.project / "dbt"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """dlt's working directory; disposable, state is restored from the warehouse."""
+        configured = os.environ.get("ELT_PIPELINES_DIR")
+        return Path(configured) if configured else self.project / ".elt" / "pipelines"
+
+    @cached_property
+    def warehouse(self) -> wh.Warehouse:
+        """The warehouse, started on demand when embedded; its database created if missing."""
+        warehouse = wh.resolve(self.project)
+        if warehouse.embedded:
+            wh.ensure_database(warehouse, warehouse.database)
+        return warehouse
+
+    def prepare_dlt(self) -> None:
+        """Point dlt at this project's `.dlt/` and the shop source at the demo by default."""
+        os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
+        if not self.shop_credentials_configured():
+            os.environ["SOURCES__SHOP__CREDENTIALS"] = self.warehouse.url_for(DEMO_SHOP_DATABASE)
+
+    def prepare_dbt(self) -> None:
+        os.environ.update(self.warehouse.dbt_env())
+
+    def shop_credentials_configured(self) -> bool:
+        if os.environ.get("SOURCES__SHOP__CREDENTIALS"):
+            return True
+        secrets = self.project / ".dlt" / "secrets.toml"
+        if not secrets.exists():
+            return False
+        with secrets.open("rb") as handle:
+            data = tomllib.load(handle)
+        return bool(data.get("sources", {}).get("shop", {}).get("credentials"))
+
+    def shop_url(self) -> str:
+        """The shop source's URL: configured, or the demo database beside the warehouse."""
+        self.prepare_dlt()
+        configured = os.environ.get("SOURCES__SHOP__CREDENTIALS")
+        if configured:
+            return configured
+        with (self.project / ".dlt" / "secrets.toml").open("rb") as handle:
+            return tomllib.load(handle)["sources"]["shop"]["credentials"]

@@ -1,0 +1,33 @@
+"""Load metadata carried by every raw row, so any mart row traces back to its load.
+
+dlt adds `_dlt_load_id` (the parquet normalizer is told to in `.dlt/config.toml`); this
+adds the source name and the extraction time, which dbt uses for source freshness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+SOURCE_COLUMN = "_elt_source"
+EXTRACTED_AT_COLUMN = "_elt_extracted_at"
+
+
+def add_load_metadata(source: str) -> Callable[[pa.Table], pa.Table]:
+    """An `add_map` step appending source name and one extraction timestamp per run."""
+    extracted_at = datetime.now(UTC)
+
+    def _add(table: pa.Table) -> pa.Table:
+        rows = table.num_rows
+        for name in (SOURCE_COLUMN, EXTRACTED_AT_COLUMN):
+            if name in table.column_names:
+                table = table.drop_columns([name])
+        table = table.append_column(SOURCE_COLUMN, pa.array([source] * rows, pa.string()))
+        return table.append_column(
+            EXTRACTED_AT_COLUMN,
+            pa.array([extracted_at] * rows, pa.timestamp("us", tz="UTC")),
+        )
+
+    return _add

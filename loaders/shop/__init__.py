@@ -1,0 +1,70 @@
+"""The `shop` source: tables of a Postgres application database, read with dlt's sql_database.
+
+Which tables, their primary keys and cursor columns are configuration
+(`[sources.shop.tables.<name>]` in `.dlt/config.toml`), so adding a table needs no code.
+Extraction streams arrow batches through connectorx (measured ~5x faster than the
+default sqlalchemy backend, see bench/README.md) and bounded in memory by `chunk_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+from dlt.sources import DltResource
+from dlt.sources.sql_database import sql_table
+
+from loaders.lag_window import LagWindowFilter
+from loaders.metadata import add_load_metadata
+
+SOURCE_NAME = "shop"
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
+def shop(
+    credentials: str = dlt.secrets.value,
+    tables: dict[str, Any] = dlt.config.value,
+    schema: str = "public",
+    backend: str = "connectorx",
+    chunk_size: int = 100_000,
+    lag_seconds: float = 600,
+) -> Iterator[DltResource]:
+    """One merge resource per configured table, incremental on its cursor with a lag window.
+
+    `lag_seconds` re-reads that much cursor history on every run: a row committed late by
+    a transaction that began before the previous load carries an older `updated_at` and
+    is still caught; the lag-window filter keeps repeats out.
+    """
+    credentials = _sqlalchemy_url(credentials)
+    for table, spec in tables.items():
+        primary_key = list(spec["primary_key"])
+        cursor = spec.get("cursor", "updated_at")
+        resource = sql_table(
+            credentials=credentials,
+            table=table,
+            schema=schema,
+            backend=backend,
+            chunk_size=chunk_size,
+            backend_kwargs=_backend_kwargs(backend, chunk_size),
+            reflection_level="full_with_precision",
+            incremental=dlt.sources.incremental(cursor, lag=lag_seconds, row_order="asc"),
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            primary_key=primary_key,
+        )
+        resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
+        resource.add_map(add_load_metadata(SOURCE_NAME))
+        yield resource
+
+
+def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:
+    if backend == "connectorx":
+        return {"return_type": "arrow_stream", "batch_size": chunk_size}
+    return {}
+
+
+def _sqlalchemy_url(credentials: Any) -> Any:
+    """SQLAlchemy 2.1 reads a bare postgresql:// URL as psycopg 3; name psycopg2 explicitly."""
+    if isinstance(credentials, str) and credentials.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg2://" + credentials.split("://", 1)[1]
+    return credentials

@@ -1,0 +1,101 @@
+"""Test fixtures: a real PostgreSQL server, fresh databases per session, the demo shop.
+
+The server is the embedded one under `.elt/` (started if needed and stopped again if
+this session started it), or the one named by `ELT_TEST_SERVER_URL` (a postgresql:// URL
+of any database on that server; e.g. the machine's own Postgres for a second version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from elt import embedded
+from elt.project import project_dir
+from elt.warehouse import Warehouse, ensure_database, parse_url
+
+PROJECT = project_dir()
+SERVER_ENV = "ELT_TEST_SERVER_URL"
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Warehouse]:
+    """A warehouse handle on the test server's `postgres` database."""
+    url = os.environ.get(SERVER_ENV)
+    if url:
+        yield parse_url(url)
+        return
+    was_running = embedded.port(PROJECT) is not None
+    port = embedded.ensure_running(PROJECT)
+    yield Warehouse(host="127.0.0.1", port=port, user="postgres", password="", database="postgres")
+    if not was_running:
+        embedded.stop(PROJECT)
+
+
+def _drop_database(server: Warehouse, name: str) -> None:
+    conn = server.connect(database="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{name}" with (force)')
+    conn.close()
+
+
+@contextlib.contextmanager
+def fresh_databases(server: Warehouse) -> Iterator[tuple[Warehouse, str]]:
+    """A fresh warehouse database and a fresh shop source database, dropped afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    warehouse_db, shop_db = f"elt_test_wh_{suffix}", f"elt_test_shop_{suffix}"
+    for name in (warehouse_db, shop_db):
+        ensure_database(server, name)
+    warehouse = dataclasses.replace(server, database=warehouse_db)
+    try:
+        yield warehouse, warehouse.url_for(shop_db)
+    finally:
+        for name in (warehouse_db, shop_db):
+            _drop_database(server, name)
+
+
+def elt_environment(warehouse: Warehouse, shop_url: str, pipelines_dir: Path) -> dict[str, str]:
+    """Environment pointing elt at the given databases, with its own dlt working dir."""
+    return {
+        "ELT_WAREHOUSE_URL": warehouse.url,
+        "SOURCES__SHOP__CREDENTIALS": shop_url,
+        "ELT_PIPELINES_DIR": str(pipelines_dir),
+        "ELT_PROJECT_DIR": str(PROJECT),
+        "DLT_PROJECT_DIR": str(PROJECT),
+    }
+
+
+@pytest.fixture
+def databases(server: Warehouse) -> Iterator[tuple[Warehouse, str]]:
+    with fresh_databases(server) as pair:
+        yield pair
+
+
+@pytest.fixture
+def elt_env(databases, tmp_path, monkeypatch) -> dict[str, str]:
+    env = elt_environment(*databases, tmp_path / "pipelines")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def warehouse(databases) -> Warehouse:
+    return databases[0]
+
+
+@pytest.fixture
+def shop_url(databases) -> str:
+    return databases[1]
+
+
+@pytest.fixture(scope="session")
+def project() -> Path:
+    return PROJECT

@@ -1,0 +1,135 @@
+"""The shop loader against real Postgres servers: incremental, lag window, merge, state."""
+
+from __future__ import annotations
+
+import shutil
+
+import psycopg2
+import pytest
+from support import execute, query
+
+from demo import shop
+from loaders import pipeline
+
+
+@pytest.fixture
+def seeded(elt_env, shop_url):
+    shop.seed(shop_url, 300)
+    return elt_env
+
+
+def load(env, **overrides) -> pipeline.LoadReport:
+    from pathlib import Path
+
+    return pipeline.run(
+        "shop",
+        destination_url=env["ELT_WAREHOUSE_URL"],
+        pipelines_dir=Path(env["ELT_PIPELINES_DIR"]),
+        source_overrides=overrides or None,
+    )
+
+
+def source_rows(url: str, table: str, key: str) -> dict:
+    conn = psycopg2.connect(url)
+    with conn.cursor() as cur:
+        cur.execute(f"select {key}, updated_at, deleted_at from {table}")
+        rows = {row[0]: row[1:] for row in cur.fetchall()}
+    conn.close()
+    return rows
+
+
+def raw_rows(warehouse, table: str, key: str) -> dict:
+    rows = query(warehouse, f"select {key}, updated_at, deleted_at from raw_shop.{table}")
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_first_load_brings_every_row_with_load_metadata(seeded, warehouse, shop_url):
+    report = load(seeded)
+    counts = shop.counts(shop_url)
+    assert report.rows == counts
+    assert sorted(report.new_tables) == sorted(counts)
+    missing = query(
+        warehouse,
+        "select count(*) from raw_shop.orders o where o._elt_source <> 'shop'"
+        " or o._elt_extracted_at is null"
+        " or not exists (select 1 from raw_shop._dlt_loads l"
+        " where l.load_id = o._dlt_load_id and l.status = 0)",
+    )
+    assert missing == [(0,)]
+
+
+def test_second_load_with_no_source_changes_loads_nothing(seeded):
+    load(seeded)
+    report = load(seeded)
+    assert report.rows == {}
+    assert report.load_ids == []
+
+
+def test_inserts_updates_and_soft_deletes_arrive(seeded, warehouse, shop_url):
+    load(seeded)
+    changes = shop.tick(shop_url)
+    report = load(seeded)
+    assert report.rows["orders"] == (
+        changes["orders_inserted"] + changes["orders_updated"] + changes["orders_soft_deleted"]
+    )
+    assert report.rows["order_items"] == changes["order_items_inserted"]
+    assert report.rows["customers"] == changes["customers_updated"]
+    for table, key in (("orders", "order_id"), ("customers", "customer_id")):
+        assert raw_rows(warehouse, table, key) == source_rows(shop_url, table, key)
+    deleted = query(warehouse, "select count(*) from raw_shop.orders where deleted_at is not null")
+    assert deleted == [(changes["orders_soft_deleted"],)]
+
+
+def _late_commit_scenario(env, shop_url, **overrides):
+    """A row whose transaction began before a load and committed after it."""
+    load(env, **overrides)
+    late = psycopg2.connect(shop_url)
+    with late.cursor() as cur:  # the transaction starts now: updated_at = now() is old
+        cur.execute("update customers set full_name = 'Late Commit' where customer_id = 1")
+    execute(shop_url, "update customers set full_name = 'On Time' where customer_id = 2")
+    first = load(env, **overrides)
+    late.commit()
+    late.close()
+    second = load(env, **overrides)
+    return first, second
+
+
+def test_row_committed_late_within_lag_window_is_captured_exactly_once(seeded, warehouse, shop_url):
+    first, second = _late_commit_scenario(seeded, shop_url)
+    assert first.rows == {"customers": 1}
+    assert second.rows == {"customers": 1}
+    names = query(
+        warehouse, "select full_name from raw_shop.customers where customer_id in (1, 2) order by 1"
+    )
+    assert names == [("Late Commit",), ("On Time",)]
+    assert load(seeded).rows == {}
+
+
+def test_without_a_lag_window_the_late_row_is_missed(seeded, warehouse, shop_url):
+    _, second = _late_commit_scenario(seeded, shop_url, lag_seconds=0)
+    assert second.rows == {}
+    names = query(warehouse, "select full_name from raw_shop.customers where customer_id = 1")
+    assert names != [("Late Commit",)]
+
+
+def test_state_is_restored_from_the_warehouse_on_an_ephemeral_runner(seeded, shop_url):
+    from pathlib import Path
+
+    load(seeded)
+    shutil.rmtree(Path(seeded["ELT_PIPELINES_DIR"]))
+    assert load(seeded).rows == {}
+    shop.tick(shop_url)
+    assert load(seeded).rows["orders"] > 0
+
+
+def test_a_new_source_column_is_added_and_reported(seeded, warehouse, shop_url):
+    load(seeded)
+    execute(shop_url, "alter table products add column weight_grams integer")
+    execute(shop_url, "update products set weight_grams = 250 where product_id = 1")
+    report = load(seeded)
+    assert report.new_columns == [
+        {"table": "products", "column": "weight_grams", "data_type": "bigint"}
+    ]
+    assert query(warehouse, "select weight_grams from raw_shop.products where product_id = 1") == [
+        (250,)
+    ]
