@@ -57,6 +57,8 @@ def invoke(dbt_dir: Path, args: list[str], *, quiet_progress: bool = False) -> D
         if quiet_progress:
             return
         name = event.info.name
+        if name == "LogTestResult" and getattr(event.data, "status", "") == "pass":
+            return  # a hundred PASS lines hide the one that matters; the summary counts them
         if name in _PROGRESS_EVENTS or event.info.level == "error":
             message = event.info.msg.strip()
             if message:
@@ -69,7 +71,8 @@ def invoke(dbt_dir: Path, args: list[str], *, quiet_progress: bool = False) -> D
         str(dbt_dir),
         "--profiles-dir",
         str(dbt_dir),
-        "--quiet",
+        "--log-level",
+        "none",
         "--no-use-colors",
         "--no-send-anonymous-usage-stats",
     ]
@@ -81,7 +84,9 @@ def invoke(dbt_dir: Path, args: list[str], *, quiet_progress: bool = False) -> D
             f"dbt {args[0]}: {cause[0] if cause else type(result.exception).__name__}",
             hint="run `elt doctor` or check dbt/logs/dbt.log",
         )
-    run.nodes = [_node(r) for r in getattr(result.result, "results", None) or []]
+    results = getattr(result.result, "results", None) or []
+    # on-run-start/end hooks come back as "operation" nodes: not the user's models or tests
+    run.nodes = [_node(r) for r in results if _resource_type(r.node) != "operation"]
     return run
 
 
@@ -94,7 +99,7 @@ def _node(result: Any) -> NodeResult:
     status = str(getattr(result.status, "value", result.status))
     return NodeResult(
         name=_display_name(node),
-        resource_type=str(getattr(node.resource_type, "value", node.resource_type)),
+        resource_type=_resource_type(node),
         status=status,
         seconds=round(float(getattr(result, "execution_time", 0.0) or 0.0), 3),
         rows_affected=rows if isinstance(rows, int) and rows >= 0 else None,
@@ -104,6 +109,10 @@ def _node(result: Any) -> NodeResult:
 
 
 _OK = {"success", "pass"}
+
+
+def _resource_type(node: Any) -> str:
+    return str(getattr(node.resource_type, "value", node.resource_type))
 
 
 def _display_name(node: Any) -> str:

@@ -132,3 +132,28 @@ def test_a_load_killed_midway_is_finished_by_the_next_run(flow):
     assert_staging_matches_source(warehouse, shop_url)
     again = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
     assert again["sources"][0]["total_rows"] == 0
+
+
+def test_a_failing_dbt_test_exits_1_naming_the_test_and_its_failing_rows(flow):
+    _, shop_url, env = flow
+    from support import execute
+
+    execute(
+        shop_url, "alter table order_items drop constraint if exists order_items_product_id_fkey"
+    )
+    execute(
+        shop_url,
+        "insert into order_items (order_item_id, order_id, product_id, quantity, unit_price,"
+        " created_at) values (999999999, 1, 987654, 1, 1.00, now())",
+    )
+    run_elt("load", env=env, check=True)
+    run_elt("transform", env=env, check=True)
+    result = run_elt("test", "--format", "json", env=env)
+    assert result.returncode == 1, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["status"] == "failed"
+    failed = [node for node in payload["nodes"] if node["status"] == "fail"]
+    assert failed and all("product_id" in node["name"] for node in failed)
+    assert all(node["failures"] == 1 for node in failed)
+    error = result.stderr.strip().splitlines()[-1]
+    assert "1 failing rows" in error and "product_id" in error
