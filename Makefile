@@ -9,13 +9,16 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.synced
 
+# bytecode is compiled at install: this machine sets PYTHONDONTWRITEBYTECODE, and every
+# `elt` start would otherwise recompile ~1000 modules (bench/README.md)
+
 # uv itself comes from PyPI into a private venv, so nothing but Python is assumed
 $(UV):
 	$(PYTHON) -m venv .elt/uv
 	.elt/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 demo: setup

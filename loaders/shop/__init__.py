@@ -19,6 +19,8 @@ from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
 
 SOURCE_NAME = "shop"
+ARROW_BACKENDS = ("connectorx", "pyarrow")
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -36,7 +38,14 @@ def shop(
     a transaction that began before the previous load carries an older `updated_at` and
     is still caught; the lag-window filter keeps repeats out.
     """
+    if backend not in ARROW_BACKENDS:
+        raise ValueError(
+            f"sources.shop.backend: {backend!r} is not supported; use one of"
+            f" {', '.join(ARROW_BACKENDS)} (the lag-window filter and load metadata work on"
+            " arrow batches)"
+        )
     credentials = _sqlalchemy_url(credentials)
+    known_tables = _tables_in_warehouse()
     for table, spec in tables.items():
         primary_key = list(spec["primary_key"])
         cursor = spec.get("cursor", "updated_at")
@@ -48,13 +57,29 @@ def shop(
             chunk_size=chunk_size,
             backend_kwargs=_backend_kwargs(backend, chunk_size),
             reflection_level="full_with_precision",
-            incremental=dlt.sources.incremental(cursor, lag=lag_seconds, row_order="asc"),
-            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            incremental=dlt.sources.incremental(cursor, lag=lag_seconds),
+            write_disposition=MERGE if known_tables is None or table in known_tables else "append",
             primary_key=primary_key,
         )
         resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
         resource.add_map(add_load_metadata(SOURCE_NAME))
         yield resource
+
+
+def _tables_in_warehouse() -> set[str] | None:
+    """Tables the pipeline's schema (synced from the warehouse) already has.
+
+    A table's first load appends: one extract holds each primary key once and there is
+    nothing to merge into, and dlt's merge through a staging table more than doubles the
+    load time of a large first load (bench/README.md). Later loads merge on the key.
+    """
+    try:
+        pipeline = dlt.current.pipeline()
+    except Exception:  # built outside a pipeline (e.g. inspected): merge, always correct
+        return None
+    if not pipeline.default_schema_name:
+        return set()
+    return set(pipeline.default_schema.tables)
 
 
 def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:

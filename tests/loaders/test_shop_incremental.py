@@ -58,6 +58,11 @@ def test_first_load_brings_every_row_with_load_metadata(seeded, warehouse, shop_
     assert missing == [(0,)]
 
 
+def test_backends_that_do_not_yield_arrow_are_refused_naming_the_setting(seeded):
+    with pytest.raises(Exception, match="sources.shop.backend: 'sqlalchemy' is not supported"):
+        load(seeded, backend="sqlalchemy")
+
+
 def test_second_load_with_no_source_changes_loads_nothing(seeded):
     load(seeded)
     report = load(seeded)
@@ -76,6 +81,11 @@ def test_inserts_updates_and_soft_deletes_arrive(seeded, warehouse, shop_url):
     assert report.rows["customers"] == changes["customers_updated"]
     for table, key in (("orders", "order_id"), ("customers", "customer_id")):
         assert raw_rows(warehouse, table, key) == source_rows(shop_url, table, key)
+        # the first load appended; every later one must merge, never duplicate a key
+        total, distinct = query(
+            warehouse, f"select count(*), count(distinct {key}) from raw_shop.{table}"
+        )[0]
+        assert total == distinct
     deleted = query(warehouse, "select count(*) from raw_shop.orders where deleted_at is not null")
     assert deleted == [(changes["orders_soft_deleted"],)]
 
