@@ -7,17 +7,14 @@ import fnmatch
 import os
 import socket
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from diagnostics import pg
-from diagnostics.context import Context
-from diagnostics.results import Outcome, fail, ok, warn
+from diagnostics.context import WAREHOUSE_HINT, Context
+from diagnostics.results import Outcome, Skipped, fail, ok, warn
 from diagnostics.sources import SourceSpec
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -64,6 +61,12 @@ def _where(dsn: str | None, params: dict[str, Any]) -> str:
 def postgres_source(ctx: Context, spec: SourceSpec) -> Outcome:
     """Connect, then SELECT privilege on every configured table."""
     credentials = ctx.source_setting(spec, "credentials")
+    if credentials is None and spec.name in ctx.source_defaults:
+        raise Skipped(
+            f"not checked: the demo {spec.name} database lives on the warehouse, which is"
+            " unreachable",
+            WAREHOUSE_HINT,
+        )
     if credentials is None:
         return fail(
             f"{spec.name}: no credentials", f"set {_env(spec, 'credentials')} (a postgresql:// URL)"
@@ -163,6 +166,8 @@ def _rate_limit(headers: Any) -> dict[str, float]:
 
 
 def _retry_after(value: str | None) -> float | None:
+    from email.utils import parsedate_to_datetime
+
     if not value:
         return None
     try:
@@ -176,6 +181,9 @@ def _retry_after(value: str | None) -> float | None:
 
 def rest_source(ctx: Context, spec: SourceSpec) -> Outcome:
     """Reachable, token accepted, and what the rate limit leaves: one authenticated GET."""
+    import urllib.error  # here: only REST sources pay for the import
+    import urllib.request
+
     base = ctx.source_setting(spec, "base_url")
     if not base:
         return fail(f"{spec.name}: no base_url", f"set {_env(spec, 'base_url')}")

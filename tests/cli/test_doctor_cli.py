@@ -69,6 +69,25 @@ def test_the_human_report_is_a_table_per_section_with_a_summary(loaded):
     assert result.stdout.strip().splitlines()[-1].startswith("doctor: ")
 
 
+def test_a_malformed_warehouse_url_is_a_configuration_failure_exit_2():
+    result = run_elt("doctor", "--only", "config", env={"ELT_WAREHOUSE_URL": "mysql://db/x"})
+    assert result.returncode == 2
+    assert "config/warehouse" in result.stderr and "postgresql://" in result.stderr
+
+
+def test_the_embedded_warehouse_not_running_fails_with_the_command_that_starts_it(tmp_path):
+    env = {"ELT_PROJECT_DIR": str(copy_project(tmp_path))}  # no .elt/: nothing running there
+    code, payload, _ = doctor(env, "--only", "connectivity", "--only", "config")
+    checks = by_id(payload)
+    assert code == 1
+    assert checks["config/warehouse"]["status"] == "OK"
+    assert checks["connectivity/warehouse"]["status"] == "FAIL"
+    assert "not running" in checks["connectivity/warehouse"]["detail"]
+    assert 'elt sql "select 1"' in checks["connectivity/warehouse"]["hint"]
+    # the demo shop database lives on that server: not checked, not reported twice
+    assert checks["connectivity/source/shop"]["status"] == "SKIP"
+
+
 def test_help_lists_doctor_with_examples():
     assert "doctor" in run_elt("--help", env={}).stdout
     assert "elt doctor --bundle" in run_elt("doctor", "--help", env={}).stdout
