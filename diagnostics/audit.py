@@ -220,6 +220,8 @@ def quarantine(ctx: Context, spec: SourceSpec) -> Outcome:
         else:
             scope = " (all sources: the quarantine names none)"
         where += [f"{c} is null" for c in _RESOLVED_COLUMNS if c in columns]
+        if "status" in columns:  # open | replayed | superseded: only open rows wait
+            where.append("status = 'open'")
         stamp = next((c for c in _TIME_COLUMNS if c in columns), None)
         oldest = f"min({ident(stamp)})" if stamp else "null"
         count, first = pg.rows(

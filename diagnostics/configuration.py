@@ -210,17 +210,20 @@ def _package_dir_name(spec: dict[str, Any]) -> str:
     return name.removesuffix(".git").replace("-", "_")
 
 
-def dbt_expectations_source(project: Path) -> str:
-    """hub (installed by dbt deps), bundled (the in-repo subset) or none."""
-    if (project / "dbt" / "dbt_packages" / "dbt_expectations").is_dir():
-        return "hub"
-    macros = project / "macros"
-    if macros.is_dir():
-        for path in macros.rglob("*.sql"):
-            if "expect_" in path.name or "dbt_expectations" in path.parts:
-                return "bundled"
-            if "test_expect_" in path.read_text(encoding="utf-8", errors="replace"):
-                return "bundled"
+# elt installs the in-repo subset of a hub package from dbt/packages_local/<name> into
+# dbt_packages/<name> where the hub cannot be reached, marking the copy with this file
+LOCAL_PACKAGES = "packages_local"
+LOCAL_MARKER = ".elt-local-subset"
+
+
+def package_source(dbt: Path, name: str) -> str:
+    """hub (installed by dbt deps), bundled (the in-repo subset installed), bundled, not
+    installed yet (elt copies it in before dbt runs) or none."""
+    installed = dbt / "dbt_packages" / name
+    if (installed / "dbt_project.yml").exists():
+        return "bundled" if (installed / LOCAL_MARKER).exists() else "hub"
+    if (dbt / LOCAL_PACKAGES / name / "dbt_project.yml").exists():
+        return "bundled, not installed yet"
     return "none"
 
 
@@ -240,26 +243,19 @@ def dbt_packages(ctx: Context) -> Outcome:
                 declared += (_yaml(dbt / name) or {}).get("packages") or []
             except Exception:
                 return fail(f"dbt/{name} does not parse", f"see the files check: {RECHECK}")
-    missing = [
-        _package_dir_name(p)
-        for p in declared
-        if isinstance(p, dict) and not (dbt / "dbt_packages" / _package_dir_name(p)).is_dir()
-    ]
-    expectations = dbt_expectations_source(ctx.project)
-    facts = {"declared": len(declared), "missing": missing, "dbt_expectations": expectations}
+    names = [_package_dir_name(p) for p in declared if isinstance(p, dict)]
+    missing = [name for name in names if package_source(dbt, name) == "none"]
+    expectations = package_source(dbt, "dbt_expectations")
+    facts = {"declared": names, "missing": missing, "dbt_expectations": expectations}
+    hint = "install them: `.venv/bin/dbt deps --project-dir dbt --profiles-dir dbt`"
     if expectations == "none" and _uses_dbt_expectations(ctx.project):
         return fail(
-            "models use dbt_expectations tests but neither the hub package nor the bundled"
-            " subset is present",
-            "install it: `.venv/bin/dbt deps --project-dir dbt --profiles-dir dbt`",
+            "models use dbt_expectations tests, and neither the hub package nor the bundled"
+            " subset is there",
+            hint,
             **facts,
         )
-    detail = f"{len(declared)} package(s) declared; dbt-expectations: {expectations}"
+    detail = f"{len(names)} package(s) declared; dbt-expectations: {expectations}"
     if missing:
-        # hub packages may be unreachable: the bundled subset covers dbt-expectations
-        return warn(
-            f"{detail}; not installed: {', '.join(missing)}",
-            "install them: `.venv/bin/dbt deps --project-dir dbt --profiles-dir dbt`",
-            **facts,
-        )
+        return warn(f"{detail}; not installed: {', '.join(missing)}", hint, **facts)
     return ok(detail, **facts)

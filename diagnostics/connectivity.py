@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import socket
 import time
@@ -14,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 from diagnostics import pg
 from diagnostics.context import WAREHOUSE_HINT, Context
+from diagnostics.data import last_completed_load
 from diagnostics.results import Outcome, Skipped, fail, ok, warn
 from diagnostics.sources import SourceSpec
 
@@ -138,8 +138,10 @@ def _probe_path(ctx: Context, spec: SourceSpec) -> str:
     if isinstance(endpoints, dict) and endpoints:
         name, value = next(iter(endpoints.items()))
         first = value if isinstance(value, str) else name
-        if isinstance(value, dict):
-            first = value.get("path", name)
+        if isinstance(value, dict):  # dlt rest_api: {endpoint = {path = ...}} or {path = ...}
+            endpoint = value.get("endpoint")
+            nested = endpoint.get("path") if isinstance(endpoint, dict) else endpoint
+            first = value.get("path") or nested or name
     elif isinstance(endpoints, list) and endpoints:
         value = endpoints[0]
         first = value if isinstance(value, str) else (value.get("path") or value.get("name"))
@@ -298,13 +300,28 @@ def _last_load(ctx: Context, spec: SourceSpec) -> datetime | None:
     """The last completed load of the source, when the warehouse answers; else None."""
     if not ctx.warehouse_probe().ok:
         return None
-    from diagnostics.data import last_completed_load  # the data checks own that query
-
     try:
         with ctx.warehouse_connection() as conn:
             return last_completed_load(conn, spec.dataset)[0]
     except Exception:
         return None
+
+
+def _globs(ctx: Context, spec: SourceSpec) -> list[str]:
+    """Each feed's `file_glob` ([sources.<name>.feeds.<feed>]), else the source's, else all."""
+    feeds = spec.config.get("feeds")
+    if isinstance(feeds, dict):
+        found = [
+            f["file_glob"] for f in feeds.values() if isinstance(f, dict) and f.get("file_glob")
+        ]
+        if found:
+            return found
+    configured = ctx.source_setting(spec, "glob")
+    return [str(configured)] if configured else ["**/*"]
+
+
+def _data_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".")
 
 
 def files_source(ctx: Context, spec: SourceSpec) -> Outcome:
@@ -319,10 +336,9 @@ def files_source(ctx: Context, spec: SourceSpec) -> Outcome:
         return fail(f"{shown} does not exist", hint)
     if not os.access(folder, os.R_OK | os.X_OK):
         return fail(f"{shown} is not readable", f"`chmod u+rx {folder}` (or run as its owner)")
-    pattern = str(ctx.source_setting(spec, "glob") or "*")
-    files = [p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")]
-    if "/" not in pattern:  # dlt's default glob is flat; fnmatch keeps names like *.csv
-        files = [p for p in files if fnmatch.fnmatch(p.name, pattern)]
+    files = sorted(
+        {p for pattern in _globs(ctx, spec) for p in folder.glob(pattern) if _data_file(p)}
+    )
     unreadable = [p.name for p in files if not os.access(p, os.R_OK)]
     if unreadable:
         return fail(

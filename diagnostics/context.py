@@ -16,7 +16,8 @@ from diagnostics.results import Skipped
 from diagnostics.sources import SourceSpec
 from elt.warehouse import Warehouse
 
-HEAVY = 3  # budget multiplier of checks that scan whole tables or import dlt
+HEAVY = 3  # budget multiplier of checks that scan whole tables
+WAREHOUSE_CONNECTIONS = 8  # at most this many doctor connections to the warehouse at once
 WAREHOUSE_HINT = "fix the warehouse first: `elt doctor --only connectivity`"
 
 
@@ -58,6 +59,9 @@ class Context:
     # per source, settings elt falls back on (the demo shop database beside the warehouse)
     source_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     _probe: Once | None = field(default=None, repr=False)
+    _connections: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(WAREHOUSE_CONNECTIONS), repr=False
+    )
 
     def __post_init__(self) -> None:
         self._probe = Once(self._probe_warehouse)
@@ -125,5 +129,5 @@ class Context:
         if not self.warehouse_probe().ok:
             raise Skipped("not checked: the warehouse is unreachable", WAREHOUSE_HINT)
         timeout = pg.io_timeout(self.timeout * (HEAVY if heavy else 1))
-        with pg.connection(timeout=timeout, **self._params()) as conn:
+        with self._connections, pg.connection(timeout=timeout, **self._params()) as conn:
             yield conn

@@ -16,7 +16,8 @@ from diagnostics.runner import run_checks
 API_TOKEN = "tok-4f1e9b27c3"  # what the test API accepts; tests assert it is never printed
 PASSWORD = "rightpw-93b1"  # of the password server
 
-# the audit tables as AUDIT.md defines them (issue 5 creates them in elt; tests create them here)
+# the audit tables as AUDIT.md defines them, and the quarantine as the marketing loader
+# writes it (elt creates them; these tests create them to read them)
 AUDIT_DDL = """
 create schema if not exists elt_audit;
 create table elt_audit.runs (
@@ -30,8 +31,10 @@ create table elt_audit.dbt_results (
     message text, finished_at timestamptz
 );
 create table elt_audit.quarantine (
-    quarantined_at timestamptz not null default now(), source text not null,
-    table_name text, reason text not null, payload jsonb, load_id text
+    quarantine_id text primary key, source text not null, feed text not null,
+    file text not null, line bigint, reason text not null, raw_text text, load_id text not null,
+    quarantined_at timestamptz not null default now(), status text not null default 'open',
+    resolved_at timestamptz
 );
 """
 
@@ -41,7 +44,8 @@ def rest_env(base_url: str, token: str = API_TOKEN) -> dict[str, str]:
     return {
         "SOURCES__PAYMENTS__BASE_URL": base_url,
         "SOURCES__PAYMENTS__TOKEN": token,
-        "SOURCES__PAYMENTS__DOCTOR_PATH": "payments",
+        # the first endpoint, as dlt's rest_api configures it: the path the doctor probes
+        "SOURCES__PAYMENTS__RESOURCES__PAYMENTS__ENDPOINT__PATH": "payments",
     }
 
 

@@ -3,6 +3,7 @@ configured source."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -129,12 +130,19 @@ def test_dbt_expectations_tests_without_hub_or_bundled_package_fail(project):
     assert result.status == "FAIL" and "dbt_expectations" in result.detail
 
 
-def test_a_bundled_dbt_expectations_subset_is_recognised(project):
-    folder = project / "macros" / "dbt_expectations"
-    folder.mkdir()
-    (folder / "expect_column_values_to_be_between.sql").write_text("{% test x() %}{% endtest %}")
-    result = check(at(project), "config/dbt_packages")
-    assert result.facts["dbt_expectations"] == "bundled"
+def test_dbt_expectations_is_told_hub_bundled_or_bundled_not_installed_yet(project):
+    dbt = project / "dbt"
+    local = dbt / "packages_local" / "dbt_expectations"
+    local.mkdir(parents=True)
+    (local / "dbt_project.yml").write_text("name: dbt_expectations\n")
+    assert check(at(project), "config/dbt_packages").facts["dbt_expectations"] == (
+        "bundled, not installed yet"
+    )
+    installed = dbt / "dbt_packages" / "dbt_expectations"
+    shutil.copytree(local, installed)
+    assert check(at(project), "config/dbt_packages").facts["dbt_expectations"] == "hub"
+    (installed / ".elt-local-subset").write_text("digest\n")
+    assert check(at(project), "config/dbt_packages").facts["dbt_expectations"] == "bundled"
 
 
 # --- which kind a source is -----------------------------------------------------------

@@ -176,6 +176,13 @@ def test_rest_source_server_error_fails(api):
     assert result.status == "FAIL" and "HTTP 503" in result.detail
 
 
+def test_rest_source_probe_path_not_found_fails_naming_doctor_path(api):
+    env = {**rest_env(api_url(api)), "SOURCES__PAYMENTS__DOCTOR_PATH": "health"}
+    result = check(env, "connectivity/source/payments")
+    assert result.status == "FAIL" and "HTTP 404 for the probe path health" in result.detail
+    assert "doctor_path" in result.hint
+
+
 def test_rest_source_refusing_connections_fails(closed_port):
     result = check(rest_env(f"http://127.0.0.1:{closed_port}/api"), "connectivity/source/payments")
     assert result.status == "FAIL" and "connection refused" in result.detail
@@ -226,6 +233,19 @@ def test_files_source_reports_files_waiting_since_the_last_load(elt_env, warehou
     result = check({**elt_env, **files_env(folder)}, "connectivity/source/marketing")
     assert result.status == "OK", result.detail
     assert (result.facts["files"], result.facts["waiting"]) == (3, 2)
+
+
+def test_files_source_counts_the_files_of_each_feed_glob(env, tmp_path):
+    folder = landing(tmp_path, ["stray.txt"])
+    (folder / "ad_spend").mkdir()
+    for name in ("2026-11-01.csv", "2026-11-02.csv", ".partial.csv"):
+        (folder / "ad_spend" / name).write_text("a\n")
+    feeds = {
+        "SOURCES__MARKETING__BUCKET_URL": f"file://{folder}",
+        "SOURCES__MARKETING__FEEDS__AD_SPEND__FILE_GLOB": "ad_spend/*.csv",
+    }
+    result = check({**env, **feeds}, "connectivity/source/marketing")
+    assert result.status == "OK" and result.facts["files"] == 2
 
 
 def test_files_source_with_a_missing_landing_folder_fails(env, tmp_path):
