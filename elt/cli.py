@@ -12,6 +12,7 @@ import click
 
 from elt import output
 from elt.commands.demo import demo
+from elt.commands.doctor import doctor
 from elt.commands.load import load
 from elt.commands.sql import sql
 from elt.commands.transform import test, transform
@@ -24,6 +25,7 @@ Examples:
   elt test                      dbt tests, unit tests and source freshness
   elt transform -s stg_shop__orders+
   elt sql "select count(*) from marts.fct_orders" --format csv
+  elt doctor                    what is down, stale or failing, and what to do next
 """
 
 
@@ -36,7 +38,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (load, transform, test, sql, demo):
+for command in (load, transform, test, sql, demo, doctor):
     cli.add_command(command)
 
 

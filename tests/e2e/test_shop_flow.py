@@ -7,13 +7,10 @@ each other in file order (seed, load, transform, test, tick, killed load, rerun)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from conftest import elt_environment, fresh_databases
-from support import PROJECT, query, run_elt
+from support import kill_a_load_midway, query, run_elt
 
 from demo import shop
 
@@ -67,6 +64,19 @@ def test_load_transform_and_test_pass_on_the_demo(flow):
     assert query(warehouse, "select count(*) from marts.fct_orders") == [(orders,)]
 
 
+def test_doctor_is_healthy_after_load_transform_and_test(flow):
+    _, _, env = flow
+    result = run_elt("doctor", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert {c["section"] for c in payload["checks"]} == {"system", "config", "connectivity", "data"}
+    checks = {c["id"]: c for c in payload["checks"]}
+    for check_id in ("connectivity/warehouse", "connectivity/source/shop", "data/mart_keys"):
+        assert checks[check_id]["status"] == "OK", checks[check_id]
+    for name in ("last_load", "packages", "incomplete_loads", "cursor_state", "freshness"):
+        assert checks[f"data/shop/{name}"]["status"] == "OK", checks[f"data/shop/{name}"]
+
+
 def test_staging_has_no_duplicates_and_matches_the_source(flow):
     warehouse, shop_url, _ = flow
     assert_staging_matches_source(warehouse, shop_url)
@@ -86,42 +96,10 @@ def test_a_tick_reaches_the_marts_exactly(flow):
     assert {row[0] for row in marts} == {row[0] for row in live}
 
 
-KILL_DURING_LOAD = textwrap.dedent(
-    """
-    import os, sys, threading, time
-    from pathlib import Path
-    from elt.runtime import Runtime
-    from loaders import pipeline
-
-    runtime = Runtime()
-    runtime.prepare_dlt()
-    jobs = Path(os.environ["ELT_PIPELINES_DIR"]) / "elt_shop" / "load" / "normalized"
-
-    def kill_after_first_completed_job():
-        while True:
-            if any(jobs.glob("*/completed_jobs/*")):
-                os.kill(os.getpid(), 9)
-            time.sleep(0.001)
-
-    threading.Thread(target=kill_after_first_completed_job, daemon=True).start()
-    pipeline.run("shop", destination_url=runtime.warehouse.url,
-                 pipelines_dir=runtime.pipelines_dir)
-    sys.exit(3)  # the load finished before it could be killed: the scenario did not happen
-    """
-)
-
-
 def test_a_load_killed_midway_is_finished_by_the_next_run(flow):
     warehouse, shop_url, env = flow
     shop.tick(shop_url)
-    killed = subprocess.run(
-        [sys.executable, "-c", KILL_DURING_LOAD],
-        env={**__import__("os").environ, **env},
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        timeout=300,
-    )
+    killed = kill_a_load_midway(env)
     assert killed.returncode == -9, killed.stderr
     shop.tick(shop_url)  # new data arrives while the package is pending
     rerun = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)

@@ -1,0 +1,153 @@
+"""What the doctor needs from the dbt project, read from its files without running dbt:
+source freshness thresholds (sources YAML) and mart keys (manifest, else models YAML)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass
+class SourceTable:
+    source: str  # the dbt source name
+    schema: str
+    table: str  # identifier in the warehouse
+    name: str  # the dbt table name
+    loaded_at_field: str | None
+    warn_after: float | None  # seconds
+    error_after: float | None
+    filter: str | None
+
+
+@dataclass
+class MartKey:
+    model: str
+    schema: str
+    table: str
+    column: str
+
+
+def _yaml(path: Path) -> Any:
+    import yaml
+
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def _threshold(spec: Any) -> float | None:
+    if not isinstance(spec, dict) or spec.get("count") is None:
+        return None
+    return float(spec["count"]) * PERIOD_SECONDS.get(str(spec.get("period", "hour")), 3600)
+
+
+def _get(node: dict, key: str, default: Any = None) -> Any:
+    """A property set at the top level or under `config:` (dbt 1.10+ prefers config)."""
+    config = node.get("config") or {}
+    if key in config:
+        return config[key]
+    return node.get(key, default)
+
+
+def source_tables(project: Path) -> list[SourceTable]:
+    """Every dbt source table that declares freshness, with its thresholds in seconds."""
+    found: list[SourceTable] = []
+    for path in sorted((project / "dbt" / "models").rglob("*.yml")):
+        try:
+            document = _yaml(path)
+        except Exception:
+            continue  # the configuration checks report files that do not parse
+        for source in document.get("sources") or []:
+            if not isinstance(source, dict) or "name" not in source:
+                continue
+            base_freshness = _get(source, "freshness")
+            base_loaded_at = _get(source, "loaded_at_field")
+            for table in source.get("tables") or []:
+                if not isinstance(table, dict) or "name" not in table:
+                    continue
+                config = table.get("config") or {}
+                overridden = "freshness" in config or "freshness" in table
+                freshness = _get(table, "freshness") if overridden else base_freshness
+                if not freshness:
+                    continue
+                found.append(
+                    SourceTable(
+                        source=source["name"],
+                        schema=source.get("schema") or source["name"],
+                        table=table.get("identifier") or table["name"],
+                        name=table["name"],
+                        loaded_at_field=_get(table, "loaded_at_field") or base_loaded_at,
+                        warn_after=_threshold(freshness.get("warn_after")),
+                        error_after=_threshold(freshness.get("error_after")),
+                        filter=freshness.get("filter"),
+                    )
+                )
+    return found
+
+
+def _tests_of(column: dict) -> set[str]:
+    names = set()
+    for test in (column.get("data_tests") or []) + (column.get("tests") or []):
+        if isinstance(test, str):
+            names.add(test)
+        elif isinstance(test, dict) and test:
+            names.add(next(iter(test)))
+    return names
+
+
+def mart_keys(project: Path) -> tuple[list[MartKey], str]:
+    """Columns tested unique and not_null on models under marts/, and where they came from."""
+    manifest = project / "dbt" / "target" / "manifest.json"
+    if manifest.exists():
+        try:
+            return _keys_from_manifest(json.loads(manifest.read_text(encoding="utf-8"))), "manifest"
+        except (ValueError, KeyError, TypeError):
+            pass  # a half-written manifest: the YAML says the same
+    return _keys_from_yaml(project), "models YAML"
+
+
+def _is_mart(node: dict) -> bool:
+    return node.get("resource_type") == "model" and "marts" in (node.get("fqn") or [])
+
+
+def _keys_from_manifest(manifest: dict) -> list[MartKey]:
+    nodes = manifest["nodes"]
+    tested: dict[tuple[str, str], set[str]] = {}
+    for node in nodes.values():
+        metadata = node.get("test_metadata") or {}
+        is_key_test = metadata.get("name") in ("unique", "not_null")
+        if node.get("resource_type") != "test" or not is_key_test:
+            continue
+        attached, column = node.get("attached_node"), node.get("column_name")
+        if attached and column:
+            tested.setdefault((attached, column), set()).add(metadata["name"])
+    keys = []
+    for (unique_id, column), names in sorted(tested.items()):
+        model = nodes.get(unique_id)
+        if model and _is_mart(model) and names == {"unique", "not_null"}:
+            keys.append(
+                MartKey(
+                    model=model["name"],
+                    schema=model["schema"],
+                    table=model.get("alias") or model["name"],
+                    column=column,
+                )
+            )
+    return keys
+
+
+def _keys_from_yaml(project: Path) -> list[MartKey]:
+    keys = []
+    for path in sorted((project / "dbt" / "models" / "marts").rglob("*.yml")):
+        try:
+            document = _yaml(path)
+        except Exception:
+            continue
+        for model in document.get("models") or []:
+            for column in model.get("columns") or []:
+                if {"unique", "not_null"} <= _tests_of(column):
+                    keys.append(MartKey(model["name"], "marts", model["name"], column["name"]))
+    return keys
