@@ -12,7 +12,9 @@ import click
 
 from elt import output
 from elt.commands.demo import demo
+from elt.commands.deps import deps
 from elt.commands.load import load
+from elt.commands.runs import runs
 from elt.commands.sql import sql
 from elt.commands.transform import test, transform
 from elt.errors import EltError
@@ -22,6 +24,7 @@ Examples:
   elt demo                      seed the demo shop database
   elt load && elt transform     what cron and CI run
   elt test                      dbt tests, unit tests and source freshness
+  elt runs                      recent runs from the audit (elt_audit.runs)
   elt transform -s stg_shop__orders+
   elt sql "select count(*) from marts.fct_orders" --format csv
 """
@@ -36,7 +39,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (load, transform, test, sql, demo):
+for command in (load, transform, test, sql, demo, runs, deps):
     cli.add_command(command)
 
 
