@@ -59,7 +59,11 @@ class UnhandledVariant:
 
 
 def variant_columns(conn: Any, schemas: Iterable[str]) -> list[VariantColumn]:
-    """Every variant column in the given (raw) schemas, with the type of its base column."""
+    """Variant columns holding values in the given (raw) schemas, with their base column's type.
+
+    A variant column whose values are all gone (the rows were loaded again after the
+    source's type was restored) holds nothing a model could miss: it is left out.
+    """
     schemas = list(schemas)
     if not schemas:
         return []
@@ -77,12 +81,26 @@ def variant_columns(conn: Any, schemas: Iterable[str]) -> list[VariantColumn]:
         match = VARIANT_SUFFIX.match(column)
         if match and not table.startswith("_dlt"):
             base = match["column"]
-            found.append(
-                VariantColumn(
-                    schema, table, column, base, types.get((schema, table, base)), data_type
-                )
+            variant = VariantColumn(
+                schema, table, column, base, types.get((schema, table, base)), data_type
             )
+            if _holds_values(conn, variant):
+                found.append(variant)
     return found
+
+
+def _holds_values(conn: Any, variant: VariantColumn) -> bool:
+    from psycopg2 import sql
+
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("select exists (select 1 from {}.{} where {} is not null)").format(
+                sql.Identifier(variant.schema),
+                sql.Identifier(variant.table),
+                sql.Identifier(variant.column),
+            )
+        )
+        return bool(cur.fetchone()[0])
 
 
 def unhandled_variants(

@@ -150,6 +150,8 @@ def _failure(command: str, nodes: list[NodeResult], failed: list[NodeResult], dr
             + (f"; first: {first.name} ({_cause(first)})" if first else "")
         )
     hint = "see the failures above; `elt test -s <name>` reruns one"
+    if failed and "out of sync" in (failed[0].message or ""):  # on_schema_change: fail
+        hint = f"rebuild it: `elt transform --full-refresh -s {failed[0].name}+`"
     if drift:
         hint = (
             f"handle {drift[0].variant.column} in {drift[0].models[0]} (e.g. coalesce it into"

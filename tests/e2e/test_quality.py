@@ -7,9 +7,11 @@ each other in file order; the destructive ones (freshness, a type change) come l
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import elt_environment, fresh_databases
@@ -18,11 +20,24 @@ from support import PROJECT, execute, query, run_elt
 from demo import shop
 
 
+def project_copy(root: Path) -> Path:
+    """The project's dbt side and configuration, for a scenario that edits a model."""
+    for name in ("dbt", "macros", "seeds", ".dlt", "tests/dbt"):
+        shutil.copytree(
+            PROJECT / name,
+            root / name,
+            ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "secrets.toml"),
+        )
+    return root
+
+
 @pytest.fixture(scope="module")
 def flow(server, tmp_path_factory):
-    """A small shop, loaded and transformed once."""
+    """A small shop, loaded and transformed once, with its own copy of the dbt project."""
     with fresh_databases(server) as (warehouse, shop_url):
         env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
+        project = project_copy(tmp_path_factory.mktemp("project"))
+        env |= {"ELT_PROJECT_DIR": str(project), "DLT_PROJECT_DIR": str(project)}
         shop.seed(shop_url, 300)
         run_elt("load", env=env, check=True)
         run_elt("transform", env=env, check=True)
@@ -168,3 +183,22 @@ def test_a_type_change_in_the_source_fails_test_naming_the_column_and_keeps_mart
             "failures": None,
             "message": recorded[command]["failures"][0]["message"],
         }
+
+
+def test_once_staging_handles_the_variant_transform_carries_its_values_to_the_marts(flow):
+    warehouse, _, env = flow
+    model = Path(env["ELT_PROJECT_DIR"]) / "dbt/models/staging/shop/stg_shop__orders.sql"
+    reading = "{{ dbt.cast('shipping_amount', dbt.type_numeric()) }} as shipping_amount"
+    handling = (
+        "{{ dbt.cast(coalesce_variant(source('shop', 'orders'), 'shipping_amount',"
+        " 'shipping_amount__v_text', \"case shipping_amount__v_text when 'free' then 0 end\"),"
+        " dbt.type_numeric()) }} as shipping_amount"
+    )
+    assert reading in model.read_text()
+    model.write_text(model.read_text().replace(reading, handling))
+    run_elt("transform", env=env, check=True)
+    assert query(
+        warehouse,
+        "select order_id, shipping_amount from marts.fct_orders where order_id in (1, 2)"
+        " or shipping_amount is null order by order_id",
+    ) == [(1, 0), (2, 0)]
