@@ -12,8 +12,10 @@ import click
 
 from elt import output
 from elt.commands.demo import demo
+from elt.commands.deps import deps
 from elt.commands.doctor import doctor
 from elt.commands.load import load
+from elt.commands.runs import runs
 from elt.commands.sql import sql
 from elt.commands.transform import test, transform
 from elt.errors import EltError
@@ -23,6 +25,7 @@ Examples:
   elt demo                      seed the demo shop database
   elt load && elt transform     what cron and CI run
   elt test                      dbt tests, unit tests and source freshness
+  elt runs                      recent runs from the audit (elt_audit.runs)
   elt transform -s stg_shop__orders+
   elt sql "select count(*) from marts.fct_orders" --format csv
   elt doctor                    what is down, stale or failing, and what to do next
@@ -38,7 +41,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (load, transform, test, sql, demo, doctor):
+for command in (load, transform, test, sql, demo, runs, deps, doctor):
     cli.add_command(command)
 
 

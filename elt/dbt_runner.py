@@ -49,8 +49,13 @@ class DbtRun:
     error: str | None = None
 
 
-def invoke(dbt_dir: Path, args: list[str], *, quiet_progress: bool = False) -> DbtRun:
-    """Run `dbt <args>` against `dbt_dir`; raises ConfigError when dbt itself cannot run."""
+def invoke(
+    dbt_dir: Path, args: list[str], *, quiet_progress: bool = False, manifest: Any = None
+) -> DbtRun:
+    """Run `dbt <args>` against `dbt_dir`; raises ConfigError when dbt itself cannot run.
+
+    `manifest` (from `parse`) spares dbt parsing the project a second time.
+    """
     from dbt.cli.main import dbtRunner
 
     def on_event(event: Any) -> None:
@@ -76,7 +81,7 @@ def invoke(dbt_dir: Path, args: list[str], *, quiet_progress: bool = False) -> D
         "--no-use-colors",
         "--no-send-anonymous-usage-stats",
     ]
-    result = dbtRunner(callbacks=[on_event]).invoke(argv)
+    result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(argv)
     run = DbtRun(command=args[0], success=bool(result.success), seconds=time.monotonic() - started)
     if result.exception is not None:
         cause = str(result.exception).strip().splitlines()
@@ -88,6 +93,37 @@ def invoke(dbt_dir: Path, args: list[str], *, quiet_progress: bool = False) -> D
     # on-run-start/end hooks come back as "operation" nodes: not the user's models or tests
     run.nodes = [_node(r) for r in results if _resource_type(r.node) != "operation"]
     return run
+
+
+def parse(dbt_dir: Path) -> Any:
+    """dbt's parsed manifest of the project (a `Manifest` object, reusable by `invoke`)."""
+    from dbt.cli.main import dbtRunner
+
+    argv = ["parse", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir)]
+    result = dbtRunner().invoke([*argv, "--log-level", "none", "--no-send-anonymous-usage-stats"])
+    if not result.success or result.result is None:
+        cause = str(result.exception or "parse failed").strip().splitlines()
+        raise ConfigError(f"dbt parse: {cause[0]}", hint="check dbt/logs/dbt.log")
+    return result.result
+
+
+def manifest_graph(manifest: Any) -> dict[str, Any]:
+    """The part of a `Manifest` the diagnostics read, shaped as in target/manifest.json."""
+    return {
+        "sources": {
+            unique_id: {"schema": node.schema, "identifier": node.identifier, "name": node.name}
+            for unique_id, node in manifest.sources.items()
+        },
+        "nodes": {
+            unique_id: {
+                "name": node.name,
+                "resource_type": _resource_type(node),
+                "raw_code": getattr(node, "raw_code", "") or "",
+                "depends_on": {"nodes": list(getattr(node.depends_on, "nodes", []) or [])},
+            }
+            for unique_id, node in manifest.nodes.items()
+        },
+    }
 
 
 def _node(result: Any) -> NodeResult:

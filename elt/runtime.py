@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from elt import dbt_packages, output
 from elt import warehouse as wh
 from elt.project import project_dir
 
@@ -46,7 +47,14 @@ class Runtime:
             os.environ["SOURCES__SHOP__CREDENTIALS"] = self.warehouse.url_for(DEMO_SHOP_DATABASE)
 
     def prepare_dbt(self) -> None:
+        """dbt's environment, and its packages: the local subsets where none is installed."""
         os.environ.update(self.warehouse.dbt_env())
+        for package in dbt_packages.ensure_installed(self.dbt_dir):
+            if package.installed_now:
+                output.log(
+                    f"dbt package {package.name}: installed the local subset "
+                    "(no hub version installed; `elt deps` tries the dbt hub)"
+                )
 
     def shop_credentials_configured(self) -> bool:
         if os.environ.get("SOURCES__SHOP__CREDENTIALS"):

@@ -16,6 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from loaders import SOURCES, dataset_name
+from loaders.schema_evolution import (
+    FrozenTypeChange,
+    TypeChange,
+    contract_for,
+    find_type_changes,
+    route_type_changes,
+    split_variant,
+)
 
 # dlt writes parquet from the arrow batches and loads it into Postgres through ADBC
 LOADER_FILE_FORMAT = "parquet"
@@ -30,6 +38,8 @@ class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)
     new_tables: list[str] = field(default_factory=list)
     new_columns: list[dict[str, str]] = field(default_factory=list)
+    type_changes: list[TypeChange] = field(default_factory=list)
+    schema_contract: dict[str, str] = field(default_factory=dict)
     load_ids: list[str] = field(default_factory=list)
     resumed_load_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -46,6 +56,8 @@ class LoadReport:
             "total_rows": self.total_rows,
             "new_tables": self.new_tables,
             "new_columns": self.new_columns,
+            "type_changes": [change.as_dict() for change in self.type_changes],
+            "schema_contract": self.schema_contract,
             "load_ids": self.load_ids,
             "resumed_load_ids": self.resumed_load_ids,
             "seconds": round(self.seconds, 3),
@@ -101,11 +113,17 @@ def run(
     progress: Any = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> LoadReport:
-    """Finish pending packages, then extract, normalize and load `source` once."""
+    """Finish pending packages, then extract, normalize and load `source` once.
+
+    The source's schema contract (`[sources.<name>.schema_contract]`) applies to the
+    extraction; under `data_type = "evolve"` a changed column type goes to a variant column
+    (see loaders/schema_evolution.py), reported in `type_changes`.
+    """
     started = time.monotonic()
     stage = on_stage or (lambda _name: None)
+    contract = contract_for(source)
     pipeline = pipeline_for(source, destination_url, pipelines_dir, progress)
-    report = LoadReport(source=source, dataset=dataset_name(source))
+    report = LoadReport(source=source, dataset=dataset_name(source), schema_contract=contract)
 
     if pipeline.has_pending_data:
         stage("finishing a pending load package")
@@ -115,24 +133,59 @@ def run(
         pipeline.normalize()
         load_info = pipeline.load()
         _count_loaded_rows(report, pipeline, pending)
-        _collect(report, None, load_info, set())
+        _collect(report, None, load_info, {})
         report.resumed_load_ids = pending
     else:
         # an ephemeral runner has no local state: take it (and the schema) from the warehouse
         stage("syncing state")
         pipeline.sync_destination()
-    known_tables = set(pipeline.default_schema.tables) if pipeline.default_schema_name else set()
+    known = _known_columns(pipeline)
 
     stage("extracting")
-    pipeline.extract(
-        build_source(source, **(source_overrides or {})), loader_file_format=LOADER_FILE_FORMAT
-    )
+    dlt_source = build_source(source, **(source_overrides or {}))
+    changes = find_type_changes(dlt_source, known)
+    if changes and contract["data_type"] == "freeze":
+        raise FrozenTypeChange(source, changes)
+    if changes and contract["data_type"] == "evolve":
+        route_type_changes(dlt_source, changes)
+        # before extracting: a package left pending by a kill must still load
+        _allow_nulls(pipeline, changes)
+    pipeline.extract(dlt_source, loader_file_format=LOADER_FILE_FORMAT, schema_contract=contract)
     stage("normalizing")
     normalized = pipeline.normalize()
     stage("loading")
-    _collect(report, normalized, pipeline.load(), known_tables)
+    _collect(report, normalized, pipeline.load(), known)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _known_columns(pipeline: Any) -> dict[str, dict[str, Any]]:
+    """Tables and columns of the pipeline's stored schema, before this run changes it."""
+    if not pipeline.default_schema_name:
+        return {}
+    return {
+        name: {column: dict(schema) for column, schema in table.get("columns", {}).items()}
+        for name, table in pipeline.default_schema.tables.items()
+    }
+
+
+def _allow_nulls(pipeline: Any, changes: list[TypeChange]) -> None:
+    """A column whose values moved to a variant gets no value in new rows: drop NOT NULL.
+
+    dlt only ever adds columns to existing tables, so this is done here, in the dataset
+    and in the staging dataset merges go through (each only if the table exists).
+    """
+    with pipeline.sql_client() as client:
+        _drop_not_null(client, changes)
+        with client.with_staging_dataset():
+            _drop_not_null(client, changes)
+
+
+def _drop_not_null(client: Any, changes: list[TypeChange]) -> None:
+    for change in changes:
+        table = client.make_qualified_table_name(change.table)
+        column = client.escape_column_name(change.column)
+        client.execute_sql(f"alter table if exists {table} alter column {column} drop not null")
 
 
 def _count_loaded_rows(report: LoadReport, pipeline: Any, load_ids: list[str]) -> None:
@@ -149,12 +202,14 @@ def _count_loaded_rows(report: LoadReport, pipeline: Any, load_ids: list[str]) -
 
 
 def _collect(
-    report: LoadReport, normalize_info: Any, load_info: Any, known_tables: set[str]
+    report: LoadReport, normalize_info: Any, load_info: Any, known: dict[str, dict[str, Any]]
 ) -> None:
     """Add the row counts and schema changes of a finished load to the report.
 
     Columns of tables the schema already knew are reported one by one; a new table is
-    reported once, not as a list of every column it was created with.
+    reported once, not as a list of every column it was created with. A new variant
+    column (`<column>__v_<type>`, made by dlt for JSON or by route_type_changes) is a
+    type change of its column: reported with the old and the new type.
     """
     if normalize_info is not None:
         for table, count in normalize_info.row_counts.items():
@@ -165,11 +220,24 @@ def _collect(
         for table_name, table in (package.schema_update or {}).items():
             if table_name.startswith("_dlt"):
                 continue
-            if table_name not in known_tables:
+            if table_name not in known:
                 if table_name not in report.new_tables:
                     report.new_tables.append(table_name)
                 continue
             for column in table.get("columns", {}).values():
+                variant = split_variant(column["name"])
+                stored = known[table_name].get(variant[0]) if variant else None
+                if variant and stored:
+                    report.type_changes.append(
+                        TypeChange(
+                            table=table_name,
+                            column=variant[0],
+                            old_type=stored.get("data_type", "unknown"),
+                            new_type=column.get("data_type", variant[1]),
+                            variant_column=column["name"],
+                        )
+                    )
+                    continue
                 report.new_columns.append(
                     {
                         "table": table_name,

@@ -34,7 +34,11 @@ def test_python_is_formatted():
 
 
 def test_sqlfluff_finds_nothing(server):
-    # the dbt templater compiles the project: it needs a profile that resolves
+    # the dbt templater compiles the project: it needs a profile that resolves, and the
+    # packages of packages.yml installed (elt installs the local subset where none is)
+    from elt.dbt_packages import ensure_installed
+
+    ensure_installed(PROJECT / "dbt")
     env = {**server.dbt_env(), "DBT_PROFILES_DIR": str(PROJECT / "dbt")}
     result = run(
         "sqlfluff", "lint", "--processes", "2", "dbt/models", "macros", "tests/dbt", env=env

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
 from elt import output
+from elt.audit import audited
 from elt.errors import ConfigError, DataError, EltError
 from elt.options import format_option
 from elt.runtime import Runtime
-from loaders import SOURCES
+from loaders import SOURCES, dataset_name
 
 
 @click.command(
@@ -26,27 +28,34 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
             f"unknown source {', '.join(unknown)}; known: {', '.join(sorted(SOURCES))}"
         )
     runtime = Runtime()
-    runtime.prepare_dlt()
-    from elt.progress import dlt_collector
-    from loaders import pipeline
+    names = sources or tuple(SOURCES)
+    with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
+        runtime.prepare_dlt()
+        from elt.progress import dlt_collector
+        from loaders import pipeline
 
-    started = time.monotonic()
-    reports = []
-    for name in sources or tuple(SOURCES):
-        stage = StageLog(name, quiet=fmt != "human")
-        stage("starting")
-        try:
-            report = pipeline.run(
-                name,
-                destination_url=runtime.warehouse.url,
-                pipelines_dir=runtime.pipelines_dir,
-                progress=dlt_collector(),
-                on_stage=stage,
-            )
-        except Exception as exc:
-            raise describe_failure(name, stage.current, exc) from exc
-        reports.append(report)
-    render(reports, fmt, time.monotonic() - started)
+        started = time.monotonic()
+        reports = []
+        for name in names:
+            stage = StageLog(name, quiet=fmt != "human")
+            stage("starting")
+            try:
+                report = pipeline.run(
+                    name,
+                    destination_url=runtime.warehouse.url,
+                    pipelines_dir=runtime.pipelines_dir,
+                    progress=dlt_collector(),
+                    on_stage=stage,
+                )
+            except Exception as exc:
+                error = describe_failure(name, stage.current, exc)
+                if isinstance(error, DataError):
+                    run.add_failure(name, "schema_contract", message=str(error))
+                raise error from exc
+            reports.append(report)
+            for table, count in report.rows.items():
+                run.rows[f"{report.dataset}.{table}"] = count
+        render(reports, fmt, time.monotonic() - started)
 
 
 class StageLog:
@@ -64,12 +73,26 @@ class StageLog:
 def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     """One line naming the source, the failing step and the root cause."""
     from dlt.common.exceptions import DltException
+    from dlt.common.schema.exceptions import DataValidationError
     from dlt.pipeline.exceptions import PipelineStepFailed
 
+    from loaders.schema_evolution import ContractConfigError, FrozenTypeChange
+
+    if isinstance(exc, ContractConfigError):
+        return ConfigError(f"load {source}: {exc}", hint="fix it in .dlt/config.toml")
+    if isinstance(exc, FrozenTypeChange):
+        change = exc.changes[0]
+        what = (
+            f"type change of {dataset_name(source)}.{change.table}.{change.column}"
+            f" ({change.old_type} -> {change.new_type})"
+        )
+        return _contract_error(source, what, "data_type", "freeze")
     cause: BaseException = exc
     if isinstance(exc, PipelineStepFailed):
         step = exc.step
         cause = exc.exception
+    if isinstance(cause, DataValidationError):
+        return contract_violation(source, cause)
     while cause.__cause__ is not None and isinstance(cause, DltException):
         cause = cause.__cause__
     lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
@@ -78,6 +101,32 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     if "contract" in type(cause).__name__.lower():
         return DataError(message, hint=hint)
     return ConfigError(message, hint=hint)
+
+
+def contract_violation(source: str, exc: Any) -> DataError:
+    """A schema contract violation, named without a single value of the offending rows.
+
+    dlt's own message may quote the offending item's keys; it is not used.
+    """
+    table = f"{dataset_name(source)}.{exc.table_name}"
+    existing = (exc.table_schema or {}).get("columns", {}) if hasattr(exc, "table_schema") else {}
+    if exc.schema_entity == "tables":
+        what = f"new table {table}"
+    elif exc.schema_entity == "columns":
+        what = f"new column {table}.{exc.column_name}"
+    else:
+        old_type = (existing.get(exc.column_name) or {}).get("data_type", "?")
+        what = f"type change of {table}.{exc.column_name} (was {old_type})"
+    return _contract_error(source, what, exc.schema_entity, exc.contract_mode)
+
+
+def _contract_error(source: str, what: str, entity: str, mode: str) -> DataError:
+    return DataError(
+        f"load {source}: schema contract violated: {what}, but"
+        f" [sources.{source}.schema_contract] {entity} = {mode!r}",
+        hint=f"undo the change in the source, or allow it in [sources.{source}.schema_contract]"
+        " and rerun `elt load`",
+    )
 
 
 def render(reports: list, fmt: str, seconds: float) -> None:
@@ -105,6 +154,12 @@ def render(reports: list, fmt: str, seconds: float) -> None:
             output.line(
                 f"new column {report.dataset}.{column['table']}.{column['column']}"
                 f" ({column['data_type']})"
+            )
+        for change in report.type_changes:
+            output.line(
+                f"type change {report.dataset}.{change.table}.{change.column}:"
+                f" {change.old_type} -> {change.new_type}; new values go to"
+                f" {change.variant_column} (`elt test` fails until staging handles it)"
             )
         if report.resumed_load_ids:
             output.line(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from elt import output
-from elt.dbt_runner import DbtRun, NodeResult, invoke
+from elt.audit import Run, audited
+from elt.dbt_runner import DbtRun, NodeResult, invoke, manifest_graph, parse
 from elt.errors import DataError
 from elt.options import format_option, select_option
 from elt.runtime import Runtime
@@ -21,14 +24,24 @@ _FAILED = {"error", "fail", "runtime error"}
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
 @format_option()
 def transform(select: tuple[str, ...], full_refresh: bool, fmt: str) -> None:
-    """Build the dbt seeds and models (staging, marts); tests run with `elt test`."""
+    """Build the dbt seeds and models (staging, marts); tests run with `elt test`.
+
+    A model reading a raw column whose type changed (a variant column it does not handle)
+    is not built, nor is anything downstream of it: the rest is, and the exit code is 1.
+    """
     runtime = Runtime()
-    runtime.prepare_dbt()
-    args = ["build", "--resource-type", "seed", "--resource-type", "model"]
-    args += ["--resource-type", "snapshot"]
-    args += _selection(select) + (["--full-refresh"] if full_refresh else [])
-    run = invoke(runtime.dbt_dir, args, quiet_progress=fmt == "json")
-    _finish("transform", [run], fmt)
+    audit_args = {"select": list(select), "full_refresh": full_refresh}
+    with audited(runtime.warehouse, "transform", audit_args) as audit:
+        runtime.prepare_dbt()
+        drift, manifest = unhandled_type_changes(runtime)
+        args = ["build", "--resource-type", "seed", "--resource-type", "model"]
+        args += ["--resource-type", "snapshot"]
+        args += _selection(select) + (["--full-refresh"] if full_refresh else [])
+        skipped = sorted({model for change in drift for model in change.models})
+        if skipped:
+            args += ["--exclude", *(f"{model}+" for model in skipped)]
+        run = invoke(runtime.dbt_dir, args, quiet_progress=fmt == "json", manifest=manifest)
+        _finish("transform", [run], fmt, audit, drift)
 
 
 @click.command(
@@ -37,35 +50,73 @@ def transform(select: tuple[str, ...], full_refresh: bool, fmt: str) -> None:
 @select_option
 @format_option()
 def test(select: tuple[str, ...], fmt: str) -> None:
-    """Run source freshness, dbt data tests and unit tests; exit 1 when any fails."""
+    """Run source freshness, dbt data tests and unit tests; exit 1 when any fails.
+
+    Also fails while a raw column changed type and a model reading it does not handle the
+    variant column that holds the new values.
+    """
     runtime = Runtime()
-    runtime.prepare_dbt()
-    runs = []
-    if not select or any(s.startswith("source:") for s in select):
-        freshness = [s for s in select if s.startswith("source:")]
+    with audited(runtime.warehouse, "test", {"select": list(select)}) as audit:
+        runtime.prepare_dbt()
+        drift, manifest = unhandled_type_changes(runtime)
+        runs = []
+        if not select or any(s.startswith("source:") for s in select):
+            freshness = [s for s in select if s.startswith("source:")]
+            runs.append(
+                invoke(
+                    runtime.dbt_dir,
+                    ["source", "freshness", *_selection(tuple(freshness))],
+                    quiet_progress=fmt == "json",
+                    manifest=manifest,
+                )
+            )
         runs.append(
             invoke(
                 runtime.dbt_dir,
-                ["source", "freshness", *_selection(tuple(freshness))],
+                ["test", *_selection(select)],
                 quiet_progress=fmt == "json",
+                manifest=manifest,
             )
         )
-    runs.append(
-        invoke(runtime.dbt_dir, ["test", *_selection(select)], quiet_progress=fmt == "json")
-    )
-    _finish("test", runs, fmt)
+        _finish("test", runs, fmt, audit, drift)
+
+
+def unhandled_type_changes(runtime: Runtime) -> tuple[list[Any], Any]:
+    """Variant columns in raw_<source> tables that models read around, and dbt's manifest.
+
+    The manifest (parsed only when a variant column exists) is handed on to the dbt run.
+    """
+    from diagnostics.schema_drift import unhandled_variants, variant_columns
+    from loaders import SOURCES, dataset_name
+
+    conn = runtime.warehouse.connect()
+    try:
+        variants = variant_columns(conn, [dataset_name(source) for source in SOURCES])
+    finally:
+        conn.close()
+    if not variants:
+        return [], None
+    manifest = parse(runtime.dbt_dir)
+    return unhandled_variants(variants, manifest_graph(manifest)), manifest
 
 
 def _selection(select: tuple[str, ...]) -> list[str]:
     return ["--select", *select] if select else []
 
 
-def _finish(command: str, runs: list[DbtRun], fmt: str) -> None:
+def _finish(command: str, runs: list[DbtRun], fmt: str, audit: Run, drift: list[Any]) -> None:
     nodes = [node for run in runs for node in run.nodes]
     failed = [node for node in nodes if node.status in _FAILED]
     warned = [node for node in nodes if node.status == "warn"]
     seconds = sum(run.seconds for run in runs)
-    status = "failed" if failed or not all(run.success for run in runs) else "success"
+    ok = not failed and not drift and all(run.success for run in runs)
+    status = "success" if ok else "failed"
+    for change in drift:
+        audit.add_failure(
+            change.variant.qualified, "unhandled_type_change", None, change.describe()
+        )
+    for node in failed:
+        audit.add_failure(node.name, node.status, node.failures, node.message)
     if fmt == "json":
         output.emit_json(
             {
@@ -74,17 +125,39 @@ def _finish(command: str, runs: list[DbtRun], fmt: str) -> None:
                 "seconds": round(seconds, 3),
                 "counts": _counts(nodes),
                 "nodes": [node.as_dict() for node in nodes],
+                "unhandled_type_changes": [change.as_dict() for change in drift],
             }
         )
     else:
         _render(command, nodes, failed, warned, seconds)
+        for change in drift:
+            output.line(f"unhandled type change: {change.describe()}")
     if status == "failed":
+        raise _failure(command, nodes, failed, drift)
+
+
+def _failure(command: str, nodes: list[NodeResult], failed: list[NodeResult], drift) -> DataError:
+    """One line: the type change first (it explains later failures), else the first node."""
+    parts = []
+    if drift:
+        parts.append(drift[0].describe())
+        if command == "transform":
+            parts.append(f"{', '.join(drift[0].models)} and downstream not built")
+    if failed or not drift:
         first = failed[0] if failed else None
-        raise DataError(
-            f"{command}: {len(failed)} of {len(nodes)} nodes failed"
-            + (f"; first: {first.name} ({_cause(first)})" if first else ""),
-            hint="see the failures above; `elt test -s <name>` reruns one",
+        parts.append(
+            f"{len(failed)} of {len(nodes)} nodes failed"
+            + (f"; first: {first.name} ({_cause(first)})" if first else "")
         )
+    hint = "see the failures above; `elt test -s <name>` reruns one"
+    if failed and "out of sync" in (failed[0].message or ""):  # on_schema_change: fail
+        hint = f"rebuild it: `elt transform --full-refresh -s {failed[0].name}+`"
+    if drift:
+        hint = (
+            f"handle {drift[0].variant.column} in {drift[0].models[0]} (e.g. coalesce it into"
+            f" {drift[0].variant.base_column}), then `elt transform`"
+        )
+    return DataError(f"{command}: " + "; ".join(parts), hint=hint)
 
 
 def _cause(node: NodeResult) -> str:

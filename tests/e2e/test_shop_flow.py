@@ -135,3 +135,30 @@ def test_a_failing_dbt_test_exits_1_naming_the_test_and_its_failing_rows(flow):
     assert all(node["failures"] == 1 for node in failed)
     error = result.stderr.strip().splitlines()[-1]
     assert "1 failing rows" in error and "product_id" in error
+
+
+def test_every_run_of_the_flow_is_audited_with_its_rows_and_failures(flow):
+    warehouse, _, env = flow
+    recorded = json.loads(run_elt("runs", "--format", "json", env=env, check=True).stdout)
+    assert {run["command"] for run in recorded} == {"load", "transform", "test"}
+    assert all(run["ended_at"] is not None for run in recorded)
+    first_load = recorded[-1]
+    assert first_load["command"] == "load" and first_load["status"] == "success"
+    tables = {model.removeprefix("stg_shop__") for model in STAGING_KEYS}
+    assert set(first_load["rows"]) == {f"raw_shop.{table}" for table in tables}
+    # newest first: the failing `elt test` above, with its test and failing-row count
+    last_test = next(run for run in recorded if run["command"] == "test")
+    assert (last_test["status"], last_test["exit_code"]) == ("failed", 1)
+    assert {(f["status"], f["failures"]) for f in last_test["failures"]} == {("fail", 1)}
+    assert all("product_id" in f["name"] for f in last_test["failures"])
+    # dbt's node results, tied to each run that invoked dbt; dbt-expectations among them
+    first_test = [run for run in recorded if run["command"] == "test"][-1]
+    results = query(
+        warehouse,
+        "select name, status from elt_audit.dbt_results where run_id = %s",
+        (first_test["run_id"],),
+    )
+    expectations = [status for name, status in results if name.startswith("dbt_expectations_")]
+    assert len(expectations) >= 10 and set(expectations) == {"pass"}
+    human = run_elt("runs", "--limit", "3", env=env, check=True).stdout
+    assert "failed" in human and "test" in human

@@ -1,0 +1,177 @@
+"""Run history in the warehouse: one `elt_audit.runs` row per `elt load|transform|test`.
+
+The row is written when the command starts (status 'running', no end) and completed
+when it ends, whatever the outcome: 'success' (exit 0), 'failed' (exit 1: the data or
+checks failed), 'error' (exit 2 or an internal error, with the one-line error). A run
+killed mid-way stays 'running' with no `ended_at`. dbt's node results go to
+`elt_audit.dbt_results` from the on-run-end macro (macros/elt_audit_dbt_results.sql),
+tied to the run by `ELT_RUN_ID`, which this module sets for the dbt it invokes.
+
+The shape is a contract with `elt doctor` and whoever reads the history: see README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from elt import output
+from elt.errors import ConfigError, EltError
+from elt.secrets import redact
+
+RUN_ID_ENV = "ELT_RUN_ID"
+SCHEMA = "elt_audit"
+
+DDL = f"""
+create schema if not exists {SCHEMA};
+create table if not exists {SCHEMA}.runs (
+    run_id text primary key,
+    command text not null,
+    args jsonb,
+    started_at timestamptz not null,
+    ended_at timestamptz,
+    status text not null,
+    exit_code integer,
+    rows jsonb,
+    failures jsonb,
+    error text
+);
+"""
+
+
+@dataclass
+class Run:
+    """What a command tells the audit while it runs: rows per table, failures."""
+
+    run_id: str
+    command: str
+    rows: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_failure(
+        self, name: str, status: str, failures: int | None = None, message: str | None = None
+    ) -> None:
+        self.failures.append(
+            {
+                "name": name,
+                "status": status,
+                "failures": failures,
+                "message": redact(message) if message else message,
+            }
+        )
+
+
+@contextlib.contextmanager
+def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]:
+    """Record the command in `elt_audit.runs`, from start to end, also when it fails.
+
+    The end is recorded even when the command raises (the exception goes on to the CLI,
+    which renders it); a failure to write the end is logged, never raised over it.
+    """
+    run = Run(run_id=uuid.uuid4().hex, command=command)
+    os.environ[RUN_ID_ENV] = run.run_id
+    recorded = _start(warehouse, run, args)
+    status, exit_code, error = "success", 0, None
+    try:
+        yield run
+    except EltError as exc:
+        exit_code = exc.exit_code
+        status = "failed" if exit_code == 1 else "error"
+        if status == "error":
+            error = redact(str(exc))
+        elif not run.failures:
+            run.add_failure(command, "failed", message=str(exc))
+        raise
+    except KeyboardInterrupt:
+        status, exit_code, error = "error", 130, "interrupted"
+        raise
+    except Exception as exc:
+        cause = str(exc).strip().splitlines()
+        status, exit_code = "error", 2
+        error = redact(f"internal error: {type(exc).__name__}: {cause[0] if cause else ''}")
+        raise
+    finally:
+        if recorded:
+            _end(warehouse, run, status, exit_code, error)
+
+
+def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
+    """Insert the 'running' row; an unreachable warehouse is the command's error too."""
+    import psycopg2
+
+    conn = warehouse.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(DDL)
+            cur.execute(
+                f"insert into {SCHEMA}.runs (run_id, command, args, started_at, status, rows,"
+                " failures) values (%s, %s, %s, now(), 'running', '{}', '[]')",
+                (run.run_id, run.command, json.dumps(args)),
+            )
+        return True
+    except psycopg2.Error as exc:
+        output.log(f"audit: run not recorded ({_first_line(exc)})")
+        return False
+    finally:
+        conn.close()
+
+
+def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | None) -> None:
+    import psycopg2
+
+    try:
+        conn = warehouse.connect()
+    except ConfigError as exc:
+        output.log(f"audit: end of run {run.run_id} not recorded ({exc})")
+        return
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                f"update {SCHEMA}.runs set ended_at = now(), status = %s, exit_code = %s,"
+                " rows = %s, failures = %s, error = %s where run_id = %s",
+                (
+                    status,
+                    exit_code,
+                    json.dumps(run.rows),
+                    json.dumps(run.failures),
+                    error,
+                    run.run_id,
+                ),
+            )
+    except psycopg2.Error as exc:
+        output.log(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
+    finally:
+        conn.close()
+
+
+def recent_runs(warehouse: Any, *, limit: int, command: str | None = None) -> list[dict[str, Any]]:
+    """The latest runs, newest first; none before the first audited command."""
+    conn = warehouse.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select to_regclass(%s)", (f"{SCHEMA}.runs",))
+            if cur.fetchone()[0] is None:
+                return []
+            cur.execute(
+                "select run_id, command, args, started_at, ended_at, status, exit_code, rows,"
+                f" failures, error from {SCHEMA}.runs"
+                " where %(command)s is null or command = %(command)s"
+                " order by started_at desc limit %(limit)s",
+                {"command": command, "limit": limit},
+            )
+            columns = [d.name for d in cur.description]
+            return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def _first_line(exc: Exception) -> str:
+    lines = (getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()
+    return redact(lines[0]) if lines else type(exc).__name__
