@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loaders import SOURCES, dataset_name
+from loaders import SOURCES, dataset_name, stops
 
 # dlt writes parquet from the arrow batches and loads it into Postgres through ADBC
 LOADER_FILE_FORMAT = "parquet"
@@ -32,6 +32,7 @@ class LoadReport:
     new_columns: list[dict[str, str]] = field(default_factory=list)
     load_ids: list[str] = field(default_factory=list)
     resumed_load_ids: list[str] = field(default_factory=list)
+    stops: list[stops.Stop] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -48,6 +49,8 @@ class LoadReport:
             "new_columns": self.new_columns,
             "load_ids": self.load_ids,
             "resumed_load_ids": self.resumed_load_ids,
+            "status": "stopped" if self.stops else "success",
+            "stops": [stop.as_dict() for stop in self.stops],
             "seconds": round(self.seconds, 3),
         }
 
@@ -101,7 +104,11 @@ def run(
     progress: Any = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> LoadReport:
-    """Finish pending packages, then extract, normalize and load `source` once."""
+    """Finish pending packages, then extract, normalize and load `source` once.
+
+    A source that stopped early on purpose (see loaders/stops.py) still has what it
+    extracted loaded; its stops are in the report for the caller to act on.
+    """
     started = time.monotonic()
     stage = on_stage or (lambda _name: None)
     pipeline = pipeline_for(source, destination_url, pipelines_dir, progress)
@@ -124,6 +131,7 @@ def run(
     known_tables = set(pipeline.default_schema.tables) if pipeline.default_schema_name else set()
 
     stage("extracting")
+    stops.take(source)  # forget stops of an earlier run in this process
     pipeline.extract(
         build_source(source, **(source_overrides or {})), loader_file_format=LOADER_FILE_FORMAT
     )
@@ -131,6 +139,7 @@ def run(
     normalized = pipeline.normalize()
     stage("loading")
     _collect(report, normalized, pipeline.load(), known_tables)
+    report.stops = stops.take(source)
     report.seconds = time.monotonic() - started
     return report
 

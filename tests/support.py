@@ -46,3 +46,16 @@ def execute(url: str, sql: str, params: tuple = ()) -> None:
     with conn.cursor() as cur:
         cur.execute(sql, params)
     conn.close()
+
+
+def fetch(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of a query on the source database (psycopg2)."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
