@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 
-RATE_LIMITED = "rate_limited"
+RATE_LIMITED = "rate_limited"  # 429 with a wait beyond the budget, or on every attempt
+UNAVAILABLE = "unavailable"  # 5xx asking (Retry-After) for a wait beyond the budget
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ dlt's retrying session already retries 429 and 5xx with backoff and honours `Ret
   the budget (or the last attempt's 429) stops the run cleanly instead of sleeping or
   failing: it records a `rate_limited` stop and ends pagination through dlt's own
   `IgnoreResponseException`, so the pages already read are loaded and the incremental
-  cursor covers exactly them; after that the session sends no request at all;
+  cursor covers exactly them; after that the session sends no request at all. A 5xx
+  asking for such a wait (503 with `Retry-After`) stops the same way, as `unavailable`;
 - error statuses as one line naming the endpoint and the status, never the body, the URL
   or the token (401, 403 and 404 are not retried: dlt retries only 429 and 5xx);
 - a 200 that is not JSON (an HTML maintenance page) as an error naming the endpoint,
@@ -73,7 +74,7 @@ class ResponseGuard:
         self.backoff_factor = backoff_factor
         self.max_delay = max_delay
         self.waited = 0.0  # seconds of Retry-After (or backoff) granted so far
-        self.stop_reason: str | None = None
+        self.stop_reason: tuple[str, str] | None = None  # (cause, why)
         self._attempts: dict[str, int] = {}  # consecutive retryable answers per endpoint
         self._lock = threading.Lock()
 
@@ -87,7 +88,9 @@ class ResponseGuard:
                 attempt = self._attempts.get(endpoint, 0) + 1 if retryable else 0
                 self._attempts[endpoint] = attempt
             if status == 429:
-                self._grant_wait_or_stop(endpoint, response, attempt)
+                self._grant_wait_or_stop(endpoint, response, attempt, stops.RATE_LIMITED)
+            elif retryable and response.headers.get("Retry-After"):
+                self._grant_wait_or_stop(endpoint, response, attempt, stops.UNAVAILABLE)
             if status >= 400:
                 suffix = f" (attempt {attempt} of {self.max_attempts})" if retryable else ""
                 raise EndpointHTTPError(self.source, endpoint, response, suffix)
@@ -100,7 +103,9 @@ class ResponseGuard:
 
         return check
 
-    def _grant_wait_or_stop(self, endpoint: str, response: Response, attempt: int) -> None:
+    def _grant_wait_or_stop(
+        self, endpoint: str, response: Response, attempt: int, cause: str
+    ) -> None:
         header = response.headers.get("Retry-After")
         advertised = _retry_after_seconds(header) if header else None
         # what dlt's retry will sleep: the advertised wait, else its exponential backoff
@@ -112,22 +117,25 @@ class ResponseGuard:
         with self._lock:
             left = self.budget_seconds - self.waited
             if attempt >= self.max_attempts:
+                if cause != stops.RATE_LIMITED:
+                    return  # the last attempt's 5xx fails the run: the API is broken, not busy
                 reason = f"still answering 429 after {attempt} attempts"
             elif wait > left:
+                told = "Retry-After" if advertised is not None else "backoff"
                 reason = (
-                    f"asked to wait {wait:g}s (Retry-After), beyond the {left:g}s left of the"
-                    f" {self.budget_seconds:g}s rate-limit budget"
+                    f"answered {response.status_code} asking to wait {wait:g}s ({told}),"
+                    f" beyond the {left:g}s left of the {self.budget_seconds:g}s wait budget"
                 )
             else:
                 self.waited += wait
                 return
-        self._stop(endpoint, reason)
+        self._stop(endpoint, cause, reason)
 
-    def _stop(self, endpoint: str, reason: str) -> None:
+    def _stop(self, endpoint: str, cause: str, reason: str) -> None:
         with self._lock:
             if self.stop_reason is None:
-                self.stop_reason = f"`{endpoint}` {reason}"
-        stops.record(stops.Stop(self.source, endpoint, stops.RATE_LIMITED, reason))
+                self.stop_reason = (cause, f"`{endpoint}` {reason}")
+        stops.record(stops.Stop(self.source, endpoint, cause, reason))
         raise IgnoreResponseException
 
     def guard_session(self, session: Session, endpoint_of: Callable[[Any], str]) -> Session:
@@ -136,13 +144,9 @@ class ResponseGuard:
 
         def send_unless_stopped(request: Any, **kwargs: Any) -> Response:
             if self.stop_reason is not None:
+                cause, reason = self.stop_reason
                 stops.record(
-                    stops.Stop(
-                        self.source,
-                        endpoint_of(request),
-                        stops.RATE_LIMITED,
-                        f"not requested: {self.stop_reason}",
-                    )
+                    stops.Stop(self.source, endpoint_of(request), cause, f"not requested: {reason}")
                 )
                 raise IgnoreResponseException
             return send(request, **kwargs)

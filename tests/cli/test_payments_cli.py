@@ -56,7 +56,9 @@ def test_a_rate_limited_load_exits_2_with_the_cause_in_the_error_and_the_json(ap
     assert source["stops"][0]["cause"] == "rate_limited"
     assert source["rows"]["payments"] == 10
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert line.startswith("error: load payments: rate_limited: `payments` asked to wait 3600s")
+    assert line.startswith(
+        "error: load payments: rate_limited: `payments` answered 429 asking to wait 3600s"
+    )
     assert "rerun `elt load payments` later" in line
 
 

@@ -188,6 +188,16 @@ def test_retry_after_beyond_the_budget_stops_rate_limited_keeping_what_was_loade
     assert raw_rows(run.warehouse, "refunds") == source_rows(run.shop_url, "refunds")
 
 
+def test_503_asking_for_a_wait_beyond_the_budget_stops_unavailable(run):
+    run.api.faults.fail(503, retry_after=600, after=1, path="payments")
+    report = load(run.env)
+    first = report.stops[0]
+    assert (first.resource, first.cause) == ("payments", "unavailable")
+    assert first.detail.startswith("answered 503 asking to wait 600s (Retry-After)")
+    assert [call.status for call in run.api.requests_to("payments")] == [200, 503]
+    assert len(raw_rows(run.warehouse, "payments")) == PAGE_SIZE
+
+
 def test_429_on_every_attempt_stops_rate_limited(run):
     run.api.faults.fail(429, times=None, path="refunds")
     report = load(run.env, request_max_attempts=2)

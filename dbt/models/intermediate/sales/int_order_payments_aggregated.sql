@@ -12,43 +12,41 @@ refunds as (
 
 ),
 
-payments_per_order as (
+-- one stream of money movements, aggregated once: no join of two aggregates, whose
+-- row estimates (rows = 1 behind the dedupe) lead the planner into a nested loop
+money_movements as (
 
     select
         order_id,
-        count(*) as payment_count,
-        sum(case when payment_status = 'succeeded' then amount else 0 end) as amount_paid
+        1 as payment_count,
+        case when payment_status = 'succeeded' then amount else 0 end as amount_paid,
+        0 as amount_refunded
 
     from payments
-    group by order_id
 
-),
-
-refunds_per_order as (
+    union all
 
     select
         order_id,
-        sum(amount) as amount_refunded
+        0 as payment_count,
+        0 as amount_paid,
+        amount as amount_refunded
 
     from refunds
     where refund_status = 'succeeded'
-    group by order_id
 
 ),
 
 final as (
 
     select
-        payments_per_order.order_id,
-        payments_per_order.payment_count,
-        {{ dbt.cast('payments_per_order.amount_paid', dbt.type_numeric()) }} as amount_paid,
-        {{ dbt.cast(
-            'coalesce(refunds_per_order.amount_refunded, 0)', dbt.type_numeric()
-        ) }} as amount_refunded
+        order_id,
+        sum(payment_count) as payment_count,
+        {{ dbt.cast('sum(amount_paid)', dbt.type_numeric()) }} as amount_paid,
+        {{ dbt.cast('sum(amount_refunded)', dbt.type_numeric()) }} as amount_refunded
 
-    from payments_per_order
-    left join refunds_per_order
-        on payments_per_order.order_id = refunds_per_order.order_id
+    from money_movements
+    group by order_id
 
 )
 
