@@ -21,8 +21,6 @@ from __future__ import annotations
 from enum import IntEnum
 from pathlib import Path
 
-import psycopg2.errors
-
 from demo.shop import _rand, _text_array, _transaction
 
 __all__ = ["counts", "is_seeded", "seed", "tick"]
@@ -148,7 +146,7 @@ def tick(dsn: str) -> dict[str, int]:
     """
     with _transaction(dsn) as cur:
         if not _schema_exists(cur):
-            raise psycopg2.errors.UndefinedTable("payments_api is not seeded; run seed first")
+            raise ValueError("the demo payments are not seeded; seed them first")
         cur.execute(
             f"""
             update payments_api.payments as p set status = 'succeeded'

@@ -14,9 +14,9 @@ cents. Above `rate_limit` requests per second (after a burst) the API answers 42
 `Retry-After` in whole seconds.
 
 Tests run `PaymentsAPI` in a thread and switch on faults (`api.faults`): bursts of any
-status, slow responses, an HTML page with status 200, a repeated cursor. `elt demo` runs
-it as a background process (`python -m demo.payments_api`), its pid, port and token in
-`.elt/payments_api.json`.
+status, slow responses, an HTML page with status 200, a repeated or a missing cursor.
+`elt demo` runs it as a background process (`python -m demo.payments_api`), its pid,
+port and token in `.elt/payments_api.json`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ HTML_PAGE = b"<!doctype html><html><body><h1>Scheduled maintenance</h1></body></
 
 @dataclass
 class Fault:
-    kind: str  # status | html | slow | repeat_cursor
+    kind: str  # status | html | slow | repeat_cursor | drop_cursor
     remaining: int | None  # None: forever
     skip: int = 0  # let this many matching requests through first
     path: str | None = None  # endpoint name; None: every endpoint
@@ -106,6 +106,10 @@ class Faults:
     def repeat_cursor(self, *, path: str | None = None) -> None:
         """Hand back the request's own cursor as the next one: a client that trusts it loops."""
         self._add(Fault("repeat_cursor", None, 0, path))
+
+    def drop_cursor(self, *, times: int | None = 1, path: str | None = None) -> None:
+        """Say `has_more` but give no cursor: a client that trusts the cursor stops early."""
+        self._add(Fault("drop_cursor", times, 0, path))
 
     def clear(self) -> None:
         with self._lock:
@@ -350,9 +354,12 @@ def _handler_for(api: PaymentsAPI) -> type[BaseHTTPRequestHandler]:
                 return self._error(HTTPStatus.BAD_REQUEST, "invalid_request", str(exc))
             records, next_key = api.page(endpoint, limit, since, after)
             next_cursor = _encode_cursor(next_key) if next_key else None
+            has_more = bool(next_cursor)
             if next_cursor and any(fault.kind == "repeat_cursor" for fault in faults):
                 next_cursor = params.get("cursor") or next_cursor
-            body = {"data": records, "next_cursor": next_cursor, "has_more": bool(next_cursor)}
+            if any(fault.kind == "drop_cursor" for fault in faults):
+                next_cursor = None
+            body = {"data": records, "next_cursor": next_cursor, "has_more": has_more}
             self._json(HTTPStatus.OK, body)
             return HTTPStatus.OK
 

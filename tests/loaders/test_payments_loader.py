@@ -260,6 +260,13 @@ def test_a_repeated_cursor_fails_naming_the_endpoint(run):
     assert len(run.api.requests_to("payments")) == 2
 
 
+def test_has_more_without_a_cursor_fails_instead_of_stopping_early(run):
+    run.api.faults.drop_cursor(path="payments")
+    cause = failure(run.env)
+    assert isinstance(cause, PaginationError)
+    assert "endpoint `payments` said it has more after page 1 but gave no cursor" in str(cause)
+
+
 def test_a_silent_server_hits_the_timeout(run):
     run.api.faults.slow(2, path="payments")
     cause = failure(run.env, request_timeout=0.3, request_max_attempts=2)
