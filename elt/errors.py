@@ -21,3 +21,8 @@ class DataError(EltError):
     """The data or the checks failed (a failing test, a stale source): exit 1."""
 
     exit_code = 1
+
+
+class UnavailableError(EltError):
+    """A source refused service for now (rate limited): exit 2, an environment condition,
+    not bad data. What was loaded stays loaded; rerunning later resumes from there."""

@@ -16,6 +16,8 @@ from elt import warehouse as wh
 from elt.project import project_dir
 
 DEMO_SHOP_DATABASE = "shop"
+PAYMENTS_URL_ENV = "SOURCES__PAYMENTS__BASE_URL"
+PAYMENTS_TOKEN_ENV = "SOURCES__PAYMENTS__TOKEN"
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Runtime:
         os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
         if not self.shop_credentials_configured():
             os.environ["SOURCES__SHOP__CREDENTIALS"] = self.warehouse.url_for(DEMO_SHOP_DATABASE)
+        self._use_demo_payments_api()
 
     def prepare_dbt(self) -> None:
         """dbt's environment, and its packages: the local subsets where none is installed."""
@@ -74,3 +77,43 @@ class Runtime:
             return configured
         with (self.project / ".dlt" / "secrets.toml").open("rb") as handle:
             return tomllib.load(handle)["sources"]["shop"]["credentials"]
+
+    # ---- the payments source: the demo API `elt demo` runs, unless configured ----
+
+    @property
+    def home(self) -> Path:
+        """The project's private working directory (embedded warehouse, demo API state)."""
+        return self.project / ".elt"
+
+    def payments_configured(self) -> bool:
+        """True when the user set the payments API's base_url (environment, secrets, config);
+        decided once, before the demo API's URL is put in the environment."""
+        return self._payments_configured
+
+    def payments_api_known(self) -> bool:
+        """After prepare_dlt: the payments source has an API to read, configured or the demo."""
+        return self.payments_configured() or bool(os.environ.get(PAYMENTS_URL_ENV))
+
+    @cached_property
+    def _payments_configured(self) -> bool:
+        if os.environ.get(PAYMENTS_URL_ENV):
+            return True
+        for name in ("secrets.toml", "config.toml"):
+            path = self.project / ".dlt" / name
+            if path.exists():
+                with path.open("rb") as handle:
+                    section = tomllib.load(handle).get("sources", {}).get("payments", {})
+                if section.get("base_url"):
+                    return True
+        return False
+
+    def _use_demo_payments_api(self) -> None:
+        """Point the payments source at the running demo API (its URL and its token)."""
+        if self.payments_configured():
+            return
+        from demo import payments_api
+
+        state = payments_api.running(self.home)
+        if state:
+            os.environ[PAYMENTS_URL_ENV] = state["url"]
+            os.environ.setdefault(PAYMENTS_TOKEN_ENV, state["token"])

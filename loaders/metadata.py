@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -15,11 +16,16 @@ SOURCE_COLUMN = "_elt_source"
 EXTRACTED_AT_COLUMN = "_elt_extracted_at"
 
 
-def add_load_metadata(source: str) -> Callable[[pa.Table], pa.Table]:
-    """An `add_map` step appending source name and one extraction timestamp per run."""
+def add_load_metadata(source: str) -> Callable[[Any], Any]:
+    """An `add_map` step appending source name and one extraction timestamp per run.
+
+    Takes arrow tables (sql_database) and JSON records (rest_api) alike.
+    """
     extracted_at = datetime.now(UTC)
 
-    def _add(table: pa.Table) -> pa.Table:
+    def _add(table: Any) -> Any:
+        if isinstance(table, dict):
+            return {**table, SOURCE_COLUMN: source, EXTRACTED_AT_COLUMN: extracted_at}
         rows = table.num_rows
         for name in (SOURCE_COLUMN, EXTRACTED_AT_COLUMN):
             if name in table.column_names:

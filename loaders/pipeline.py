@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loaders import SOURCES, dataset_name
+from loaders import SOURCES, dataset_name, stops
 from loaders.schema_evolution import (
     FrozenTypeChange,
     TypeChange,
@@ -42,6 +42,7 @@ class LoadReport:
     schema_contract: dict[str, str] = field(default_factory=dict)
     load_ids: list[str] = field(default_factory=list)
     resumed_load_ids: list[str] = field(default_factory=list)
+    stops: list[stops.Stop] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -60,6 +61,8 @@ class LoadReport:
             "schema_contract": self.schema_contract,
             "load_ids": self.load_ids,
             "resumed_load_ids": self.resumed_load_ids,
+            "status": "stopped" if self.stops else "success",
+            "stops": [stop.as_dict() for stop in self.stops],
             "seconds": round(self.seconds, 3),
         }
 
@@ -117,7 +120,9 @@ def run(
 
     The source's schema contract (`[sources.<name>.schema_contract]`) applies to the
     extraction; under `data_type = "evolve"` a changed column type goes to a variant column
-    (see loaders/schema_evolution.py), reported in `type_changes`.
+    (see loaders/schema_evolution.py), reported in `type_changes`. A source that stopped
+    early on purpose (see loaders/stops.py) still has what it extracted loaded; its stops
+    are in the report for the caller to act on.
     """
     started = time.monotonic()
     stage = on_stage or (lambda _name: None)
@@ -142,6 +147,7 @@ def run(
     known = _known_columns(pipeline)
 
     stage("extracting")
+    stops.take(source)  # forget stops of an earlier run in this process
     dlt_source = build_source(source, **(source_overrides or {}))
     changes = find_type_changes(dlt_source, known)
     if changes and contract["data_type"] == "freeze":
@@ -155,6 +161,7 @@ def run(
     normalized = pipeline.normalize()
     stage("loading")
     _collect(report, normalized, pipeline.load(), known)
+    report.stops = stops.take(source)
     report.seconds = time.monotonic() - started
     return report
 

@@ -85,3 +85,16 @@ def kill_a_load_midway(env: dict[str, str]) -> subprocess.CompletedProcess:
         cwd=PROJECT,
         timeout=300,
     )
+
+
+def fetch(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of a query on the source database (psycopg2)."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        conn.close()

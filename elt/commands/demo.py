@@ -1,6 +1,8 @@
-"""`elt demo`: create and seed the demo shop database, or simulate activity with --tick."""
+"""`elt demo`: seed the demo shop and its payments, run the demo payments API, or --tick."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import click
 
@@ -12,7 +14,7 @@ from elt.warehouse import ensure_database
 
 @click.command(
     epilog="\b\nExamples:\n  elt demo\n  elt demo --orders 1000000 --reset\n"
-    "  elt demo --tick && elt load && elt transform",
+    "  elt demo --tick && elt load && elt transform\n  elt demo --stop",
 )
 @click.option(
     "--orders",
@@ -21,28 +23,66 @@ from elt.warehouse import ensure_database
     show_default=True,
     help="Orders to seed.",
 )
-@click.option("--tick", is_flag=True, help="Simulate activity: new orders, updates, a soft delete.")
+@click.option(
+    "--tick", is_flag=True, help="Simulate activity: new orders, updates, a soft delete, payments."
+)
 @click.option("--reset", is_flag=True, help="Drop and reseed the demo shop database.")
+@click.option("--stop", is_flag=True, help="Stop the demo payments API running in the background.")
 @format_option()
-def demo(orders: int, tick: bool, reset: bool, fmt: str) -> None:
-    """Seed the demo shop database (on the warehouse's server unless configured elsewhere)."""
-    from demo import shop
+def demo(orders: int, tick: bool, reset: bool, stop: bool, fmt: str) -> None:
+    """Seed the demo shop database (on the warehouse's server unless configured elsewhere),
+    its payments, and run the demo payments API in the background."""
+    from demo import payments, payments_api, shop
 
     runtime = Runtime()
+    if stop:
+        _stop_api(payments_api.stop(runtime.home), fmt)
+        return
     if not runtime.shop_credentials_configured():
         ensure_database(runtime.warehouse, DEMO_SHOP_DATABASE)
     url = runtime.shop_url()
     if tick:
         action, counts = "tick", shop.tick(url)
+        if not payments.is_seeded(url):
+            payments.seed(url)
+        counts.update(payments.tick(url))
     elif reset or not shop.is_seeded(url):
         action, counts = "seeded", shop.seed(url, orders)
+        counts.update(payments.seed(url))
     else:
         action, counts = "already seeded", shop.counts(url)
+        counts.update(payments.counts(url) if payments.is_seeded(url) else payments.seed(url))
+    api = None
+    if not runtime.payments_configured():
+        state, started = payments_api.ensure_running(runtime.home, url, _identity(url))
+        api = {"url": state["url"], "pid": state["pid"], "started": started}
     if fmt == "json":
-        output.emit_json({"command": "demo", "status": "success", "action": action, **counts})
+        payload = {"command": "demo", "status": "success", "action": action, **counts}
+        output.emit_json({**payload, **({"payments_api": api} if api else {})})
         return
     output.table(
         f"demo shop: {action}", ["what", "rows"], [(k, f"{v:,}") for k, v in counts.items()]
     )
+    if api:
+        verb = "started" if api["started"] else "running"
+        output.line(
+            f"demo payments API {verb} at {api['url']} (pid {api['pid']});"
+            " `elt demo --stop` stops it"
+        )
     if action == "already seeded":
         output.log("use --reset to reseed, --tick to simulate activity")
+
+
+def _identity(url: str) -> str:
+    """Which shop database the API serves, without the password: host:port/database."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def _stop_api(pid: int | None, fmt: str) -> None:
+    if fmt == "json":
+        output.emit_json({"command": "demo", "status": "success", "action": "stop", "pid": pid})
+    elif pid:
+        output.line(f"demo payments API stopped (pid {pid})")
+    else:
+        output.line("demo payments API was not running")

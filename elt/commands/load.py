@@ -9,7 +9,7 @@ import click
 
 from elt import output
 from elt.audit import audited
-from elt.errors import ConfigError, DataError, EltError
+from elt.errors import ConfigError, DataError, EltError, UnavailableError
 from elt.options import format_option
 from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
@@ -31,6 +31,12 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
     names = sources or tuple(SOURCES)
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
+        if "payments" in names and not runtime.payments_api_known():
+            raise ConfigError(
+                "load payments: no API configured and the demo payments API is not running",
+                hint="run `elt demo` to start it, or set SOURCES__PAYMENTS__BASE_URL"
+                " and SOURCES__PAYMENTS__TOKEN",
+            )
         from elt.progress import dlt_collector
         from loaders import pipeline
 
@@ -56,6 +62,9 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
         render(reports, fmt, time.monotonic() - started)
+        stopped = [report for report in reports if report.stops]
+        if stopped:
+            raise describe_stop(stopped[0])
 
 
 class StageLog:
@@ -74,6 +83,7 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     """One line naming the source, the failing step and the root cause."""
     from dlt.common.exceptions import DltException
     from dlt.common.schema.exceptions import DataValidationError
+    from dlt.extract.exceptions import PipeException
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from loaders.schema_evolution import ContractConfigError, FrozenTypeChange
@@ -93,11 +103,18 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
         cause = exc.exception
     if isinstance(cause, DataValidationError):
         return contract_violation(source, cause)
+    resource = None
     while cause.__cause__ is not None and isinstance(cause, DltException):
+        if isinstance(cause, PipeException):
+            resource = cause.pipe_name
         cause = cause.__cause__
+    if resource and step == "extract":
+        step = f"extract of `{resource}`"
     lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
     message = f"load {source}: {step} failed: {type(cause).__name__}: {lines[0] if lines else ''}"
-    hint = f"fix the cause, then rerun `elt load {source}` (pending data is finished first)"
+    hint = getattr(cause, "hint", None) or (
+        f"fix the cause, then rerun `elt load {source}` (pending data is finished first)"
+    )
     if "contract" in type(cause).__name__.lower():
         return DataError(message, hint=hint)
     return ConfigError(message, hint=hint)
@@ -129,12 +146,24 @@ def _contract_error(source: str, what: str, entity: str, mode: str) -> DataError
     )
 
 
+def describe_stop(report) -> UnavailableError:
+    """One line for a source that stopped early on purpose: its cause token comes first."""
+    first = report.stops[0]
+    return UnavailableError(
+        f"load {report.source}: {first.cause}: `{first.resource}` {first.detail};"
+        f" kept the {report.total_rows:,} rows read before, the cursor stops at them",
+        hint=f"rerun `elt load {report.source}` later: it resumes where this run stopped",
+    )
+
+
 def render(reports: list, fmt: str, seconds: float) -> None:
+    stops = [stop for report in reports for stop in report.stops]
     if fmt == "json":
         output.emit_json(
             {
                 "command": "load",
-                "status": "success",
+                "status": "failed" if stops else "success",
+                **({"cause": stops[0].cause} if stops else {}),
                 "seconds": round(seconds, 3),
                 "sources": [report.as_dict() for report in reports],
             }
@@ -160,6 +189,10 @@ def render(reports: list, fmt: str, seconds: float) -> None:
                 f"type change {report.dataset}.{change.table}.{change.column}:"
                 f" {change.old_type} -> {change.new_type}; new values go to"
                 f" {change.variant_column} (`elt test` fails until staging handles it)"
+            )
+        for stop in report.stops:
+            output.line(
+                f"{report.source}: stopped early, {stop.cause}: `{stop.resource}` {stop.detail}"
             )
         if report.resumed_load_ids:
             output.line(

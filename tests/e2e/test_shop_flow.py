@@ -10,9 +10,10 @@ import json
 
 import pytest
 from conftest import elt_environment, fresh_databases
-from support import kill_a_load_midway, query, run_elt
+from support import fetch, kill_a_load_midway, query, run_elt
 
-from demo import shop
+from demo import payments, shop
+from demo.payments_api import PaymentsAPI
 
 STAGING_KEYS = {
     "stg_shop__customers": "customer_id",
@@ -27,7 +28,10 @@ def flow(server, tmp_path_factory):
     with fresh_databases(server) as (warehouse, shop_url):
         env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
         shop.seed(shop_url, 2_000)
-        yield warehouse, shop_url, env
+        payments.seed(shop_url)
+        with PaymentsAPI(shop_url, "e2e-token") as api:
+            env.update(SOURCES__PAYMENTS__BASE_URL=api.url, SOURCES__PAYMENTS__TOKEN="e2e-token")
+            yield warehouse, shop_url, env
 
 
 def source_versions(shop_url: str, table: str, key: str) -> set[tuple]:
@@ -39,6 +43,12 @@ def source_versions(shop_url: str, table: str, key: str) -> set[tuple]:
         rows = set(cur.fetchall())
     conn.close()
     return rows
+
+
+def paid_live(paid: dict, live: set[tuple]) -> dict:
+    """Succeeded payment totals of the orders that are not soft-deleted."""
+    live_ids = {row[0] for row in live}
+    return {order: amount for order, amount in paid.items() if order in live_ids}
 
 
 def assert_staging_matches_source(warehouse, shop_url) -> None:
@@ -77,6 +87,20 @@ def test_doctor_is_healthy_after_load_transform_and_test(flow):
         assert checks[f"data/shop/{name}"]["status"] == "OK", checks[f"data/shop/{name}"]
 
 
+def test_fct_orders_has_paid_refunded_and_unpaid_orders(flow):
+    _, _, env = flow
+    result = run_elt(
+        "sql",
+        "select payment_status, count(*) from marts.fct_orders group by 1",
+        "--format",
+        "csv",
+        env=env,
+        check=True,
+    )
+    statuses = {line.split(",")[0] for line in result.stdout.splitlines()[1:]}
+    assert {"paid", "refunded", "unpaid"} <= statuses
+
+
 def test_staging_has_no_duplicates_and_matches_the_source(flow):
     warehouse, shop_url, _ = flow
     assert_staging_matches_source(warehouse, shop_url)
@@ -85,15 +109,28 @@ def test_staging_has_no_duplicates_and_matches_the_source(flow):
 def test_a_tick_reaches_the_marts_exactly(flow):
     warehouse, shop_url, env = flow
     changes = shop.tick(shop_url)
+    payment_changes = payments.tick(shop_url)
     loaded = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
-    assert loaded["sources"][0]["rows"]["orders"] == (
+    shop_rows, payment_rows = (source["rows"] for source in loaded["sources"])
+    assert shop_rows["orders"] == (
         changes["orders_inserted"] + changes["orders_updated"] + changes["orders_soft_deleted"]
+    )
+    assert payment_rows["payments"] == (
+        payment_changes["payments_inserted"] + payment_changes["payments_updated"]
     )
     run_elt("transform", env=env, check=True)
     assert_staging_matches_source(warehouse, shop_url)
     live = source_versions(shop_url, "orders where deleted_at is null", "order_id")
-    marts = query(warehouse, "select order_id from marts.fct_orders")
+    marts = query(warehouse, "select order_id, amount_paid from marts.fct_orders")
     assert {row[0] for row in marts} == {row[0] for row in live}
+    paid = dict(
+        fetch(
+            shop_url,
+            "select order_id, sum(amount) / 100.0 from payments_api.payments"
+            " where status = 'succeeded' group by order_id",
+        )
+    )
+    assert {order: amount for order, amount in marts if amount} == paid_live(paid, live)
 
 
 def test_a_load_killed_midway_is_finished_by_the_next_run(flow):
@@ -103,13 +140,13 @@ def test_a_load_killed_midway_is_finished_by_the_next_run(flow):
     assert killed.returncode == -9, killed.stderr
     shop.tick(shop_url)  # new data arrives while the package is pending
     rerun = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
-    (source,) = rerun["sources"]
+    source = next(source for source in rerun["sources"] if source["source"] == "shop")
     assert len(source["resumed_load_ids"]) == 1
     assert source["rows"]["orders"] > 0
     run_elt("transform", env=env, check=True)
     assert_staging_matches_source(warehouse, shop_url)
     again = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
-    assert again["sources"][0]["total_rows"] == 0
+    assert [source["total_rows"] for source in again["sources"]] == [0, 0]
 
 
 def test_a_failing_dbt_test_exits_1_naming_the_test_and_its_failing_rows(flow):

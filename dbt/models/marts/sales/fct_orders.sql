@@ -18,6 +18,12 @@ customers as (
 
 ),
 
+order_payments_aggregated as (
+
+    select * from {{ ref('int_order_payments_aggregated') }}
+
+),
+
 live_orders as (
 
     select * from orders
@@ -41,11 +47,15 @@ orders_with_items as (
         coalesce(order_items_aggregated.item_count, 0) as item_count,
         coalesce(order_items_aggregated.items_quantity, 0) as items_quantity,
         coalesce(order_items_aggregated.items_subtotal, 0) as items_subtotal,
-        coalesce(order_items_aggregated.discount_total, 0) as discount_total
+        coalesce(order_items_aggregated.discount_total, 0) as discount_total,
+        coalesce(order_payments_aggregated.amount_paid, 0) as amount_paid,
+        coalesce(order_payments_aggregated.amount_refunded, 0) as amount_refunded
 
     from live_orders
     left join order_items_aggregated
         on live_orders.order_id = order_items_aggregated.order_id
+    left join order_payments_aggregated
+        on live_orders.order_id = order_payments_aggregated.order_id
 
 ),
 
@@ -53,7 +63,13 @@ orders_with_totals as (
 
     select
         *,
-        items_subtotal - discount_total + shipping_amount as order_total
+        items_subtotal - discount_total + shipping_amount as order_total,
+        case
+            when amount_paid = 0 then 'unpaid'
+            when amount_refunded >= amount_paid then 'refunded'
+            when amount_refunded > 0 then 'partially_refunded'
+            else 'paid'
+        end as payment_status
 
     from orders_with_items
 
@@ -78,6 +94,9 @@ final as (
         {{ dbt.cast('orders_with_totals.discount_total', dbt.type_numeric()) }} as discount_total,
         {{ dbt.cast('orders_with_totals.shipping_amount', dbt.type_numeric()) }} as shipping_amount,
         {{ dbt.cast('orders_with_totals.order_total', dbt.type_numeric()) }} as order_total,
+        orders_with_totals.payment_status,
+        {{ dbt.cast('orders_with_totals.amount_paid', dbt.type_numeric()) }} as amount_paid,
+        {{ dbt.cast('orders_with_totals.amount_refunded', dbt.type_numeric()) }} as amount_refunded,
         orders_with_totals.created_at,
         orders_with_totals.updated_at,
         orders_with_totals.dlt_load_id,

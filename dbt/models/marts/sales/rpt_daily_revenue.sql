@@ -23,7 +23,10 @@ final as (
         sum(items_subtotal) as items_subtotal,
         sum(discount_total) as discount_total,
         sum(shipping_amount) as shipping_revenue,
-        sum(order_total) as gross_revenue
+        sum(order_total) as gross_revenue,
+        {{ dbt.cast('sum(amount_refunded)', dbt.type_numeric()) }} as refunded_amount,
+        {{ dbt.cast('sum(order_total) - sum(amount_refunded)', dbt.type_numeric()) }}
+            as net_revenue
 
     from revenue_orders
     group by order_date

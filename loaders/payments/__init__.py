@@ -1,0 +1,112 @@
+"""The `payments` source: endpoints of a paginated, authenticated, rate-limited REST API.
+
+Built on dlt's rest_api source. Endpoints, their paginators, primary keys and incremental
+request parameters are rest_api configuration under `[sources.payments.resources.<name>]`
+(and shared `resource_defaults`) in `.dlt/config.toml`: adding an endpoint needs no code.
+The bearer token is a secret (`SOURCES__PAYMENTS__TOKEN` or `.dlt/secrets.toml`).
+
+What this adds to rest_api (see responses.py and paginator.py): a time budget for
+`Retry-After` waits with a clean `rate_limited` stop, errors naming the endpoint and
+status (never the body or the token), non-JSON 200s and repeated cursors as errors.
+Incremental parameters need the API to return records in cursor order (ascending
+`updated_at`), so a stop mid-way leaves the cursor at the last record loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import dlt
+from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.sources import DltResource
+from dlt.sources.helpers.requests import Client
+from dlt.sources.rest_api import rest_api_resources
+
+from loaders.metadata import add_load_metadata
+from loaders.payments.paginator import CheckedCursorPaginator
+from loaders.payments.responses import ResponseGuard
+
+SOURCE_NAME = "payments"
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
+def payments(
+    base_url: str = dlt.config.value,
+    token: str = dlt.secrets.value,
+    resources: dict[str, Any] = dlt.config.value,
+    resource_defaults: dict[str, Any] | None = None,
+    request_timeout: float = 30.0,
+    request_max_attempts: int = 5,
+    request_backoff_factor: float = 1.0,
+    rate_limit_budget_seconds: float = 300.0,
+) -> Iterator[DltResource]:
+    """One rest_api resource per configured endpoint, sharing one retrying session.
+
+    `rate_limit_budget_seconds` bounds the total `Retry-After` wait of a run; a wait
+    beyond what is left stops the run cleanly (loaded pages kept, `rate_limited`).
+    `request_timeout` bounds every request, so a silent server cannot hang a run.
+    """
+    guard = ResponseGuard(
+        SOURCE_NAME,
+        budget_seconds=rate_limit_budget_seconds,
+        max_attempts=request_max_attempts,
+        backoff_factor=request_backoff_factor,
+        # dlt caps every wait at max_delay: at least the budget, so Retry-After is honoured
+        max_delay=max(rate_limit_budget_seconds, RuntimeConfiguration.request_max_retry_delay),
+    )
+    defaults = copy.deepcopy(dict(resource_defaults or {}))
+    endpoints = [_endpoint(name, spec, defaults, guard) for name, spec in resources.items()]
+    session = Client(
+        raise_for_status=False,  # the guard's hook and rest_api's raise, naming the endpoint
+        request_timeout=request_timeout,
+        request_max_attempts=request_max_attempts,
+        request_backoff_factor=request_backoff_factor,
+        request_max_retry_delay=guard.max_delay,
+        respect_retry_after_header=True,
+    ).session
+    paths = {_path_of(spec): spec["name"] for spec in endpoints}
+    guard.guard_session(session, lambda request: paths.get(_last_path(request.url), "?"))
+    config = {
+        "client": {
+            "base_url": base_url,
+            "auth": {"type": "bearer", "token": token},
+            "session": session,
+        },
+        "resource_defaults": defaults,
+        "resources": endpoints,
+    }
+    for resource in rest_api_resources(config):
+        resource.add_map(add_load_metadata(SOURCE_NAME))
+        yield resource
+
+
+def _endpoint(
+    name: str, spec: dict[str, Any], defaults: dict[str, Any], guard: ResponseGuard
+) -> dict[str, Any]:
+    """The rest_api resource config of `name`, with the strict paginator and the guard hook."""
+    resource = copy.deepcopy(dict(spec))
+    resource["name"] = name
+    endpoint = resource.get("endpoint") or {}
+    endpoint = {"path": endpoint} if isinstance(endpoint, str) else dict(endpoint)
+    endpoint.setdefault("path", name)
+    default_endpoint = defaults.get("endpoint") or {}
+    paginator = endpoint.get("paginator", default_endpoint.get("paginator"))
+    if paginator == "cursor" or (isinstance(paginator, dict) and paginator.get("type") == "cursor"):
+        options = {k: v for k, v in dict(paginator or {}).items() if k != "type"}
+        # one instance per endpoint: paginators hold state
+        endpoint["paginator"] = CheckedCursorPaginator(endpoint=name, **options)
+    actions = endpoint.get("response_actions", default_endpoint.get("response_actions")) or []
+    endpoint["response_actions"] = [*actions, guard.hook(name)]
+    resource["endpoint"] = endpoint
+    return resource
+
+
+def _path_of(spec: dict[str, Any]) -> str:
+    return spec["endpoint"]["path"].strip("/").rsplit("/", 1)[-1]
+
+
+def _last_path(url: str) -> str:
+    return urlsplit(url).path.strip("/").rsplit("/", 1)[-1]
