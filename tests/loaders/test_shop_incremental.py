@@ -59,7 +59,7 @@ def test_first_load_brings_every_row_with_load_metadata(seeded, warehouse, shop_
 
 
 def test_backends_that_do_not_yield_arrow_are_refused_naming_the_setting(seeded):
-    with pytest.raises(Exception, match="sources.shop.backend: 'sqlalchemy' is not supported"):
+    with pytest.raises(Exception, match=r"sources\.shop\.backend: 'sqlalchemy' is not supported"):
         load(seeded, backend="sqlalchemy")
 
 
