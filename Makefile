@@ -5,7 +5,7 @@ UV := .elt/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean setup
+.PHONY: demo test lint bench bench-doctor clean setup
 
 setup: $(VENV)/.synced
 
@@ -33,6 +33,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench.shop_load
+
+bench-doctor: setup
+	$(BIN)/python -m bench.doctor --runs 5
 
 clean:
 	rm -rf $(VENV) .elt/uv .elt/pipelines dbt/target dbt/logs

@@ -180,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                 "ELT_WAREHOUSE_URL": f"postgresql://postgres@127.0.0.1:{silent}/{WAREHOUSE_DB}",
             },
         }
+        startup = statistics.median(elt(base, "--help")[0] for _ in range(args.runs))
         results = [measure(n, env, args.runs, args.timeout) for n, env in scenarios.items()]
 
     print(f"elt doctor, {args.runs} runs per scenario, --timeout {args.timeout:g}s")
+    print(f"start-up alone (`elt --help`): {startup:.2f}s median; load average {os.getloadavg()}")
     print(f"{'scenario':<22} {'wall median':>11} {'wall max':>9} {'in doctor':>10}  exit  slowest")
     missed = []
     for r in results:
@@ -205,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": os.getloadavg(),
             "platform": platform.platform(),
         }
-        document = {"machine": machine, "orders": args.orders, "results": results}
+        document = {
+            "machine": machine,
+            "orders": args.orders,
+            "startup_seconds_median": round(startup, 3),
+            "results": results,
+        }
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 1 if args.check and missed else 0
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from diagnostics import pg
 from diagnostics.context import Context
-from diagnostics.data import age_text, ident, relation_exists, utc
+from diagnostics.data import age_text, utc
 from diagnostics.results import Outcome, fail, ok, warn
 from diagnostics.sources import SourceSpec
 
@@ -61,7 +61,7 @@ def _latest_run(conn: Any, command: str) -> dict[str, Any] | None:
 def _failing_results(conn: Any, run_id: str | None) -> list[tuple[str, str, int | None]]:
     """(name, status, failures) of failed dbt nodes of the run, or of the newest dbt
     invocation that ran tests when the run is unknown."""
-    if not relation_exists(conn, SCHEMA, "dbt_results"):
+    if not pg.relation_exists(conn, SCHEMA, "dbt_results"):
         return []
     if run_id is not None:
         where, params = "run_id = %s", (run_id,)
@@ -92,8 +92,8 @@ def _run_summary(run: dict[str, Any]) -> str:
 def last_run(ctx: Context, command: str) -> Outcome:
     """The newest `elt <command>` from the audit; for tests, the failing ones by name."""
     with ctx.warehouse_connection() as conn:
-        has_runs = relation_exists(conn, SCHEMA, "runs")
-        has_results = relation_exists(conn, SCHEMA, "dbt_results")
+        has_runs = pg.relation_exists(conn, SCHEMA, "runs")
+        has_results = pg.relation_exists(conn, SCHEMA, "dbt_results")
         if not has_runs and not (command == "test" and has_results):
             return no_audit("runs")
         run = _latest_run(conn, command) if has_runs else None
@@ -151,7 +151,7 @@ def row_counts(ctx: Context, spec: SourceSpec) -> Outcome:
     factor = ctx.config.doctor("row_count_change_factor")
     prefix = f"{spec.dataset}."
     with ctx.warehouse_connection() as conn:
-        if not relation_exists(conn, SCHEMA, "runs"):
+        if not pg.relation_exists(conn, SCHEMA, "runs"):
             return no_audit("runs")
         found = pg.rows(
             conn,
@@ -205,17 +205,17 @@ _TIME_COLUMNS = ("quarantined_at", "created_at", "inserted_at", "loaded_at", "ex
 def quarantine(ctx: Context, spec: SourceSpec) -> Outcome:
     """Rows set aside for this source and not resolved: how many, and the oldest's age."""
     with ctx.warehouse_connection() as conn:
-        if not relation_exists(conn, SCHEMA, "quarantine"):
+        if not pg.relation_exists(conn, SCHEMA, "quarantine"):
             return no_audit("quarantine")
         columns = _columns(conn, "quarantine")
         where, params, scope = ["true"], [], ""
         by_source = next((c for c in _SOURCE_COLUMNS if c in columns), None)
         by_dataset = next((c for c in _DATASET_COLUMNS if c in columns), None)
         if by_source:
-            where.append(f"{ident(by_source)} = %s")
+            where.append(f"{pg.ident(by_source)} = %s")
             params.append(spec.name)
         elif by_dataset:
-            where.append(f"{ident(by_dataset)} = %s")
+            where.append(f"{pg.ident(by_dataset)} = %s")
             params.append(spec.dataset)
         else:
             scope = " (all sources: the quarantine names none)"
@@ -223,7 +223,7 @@ def quarantine(ctx: Context, spec: SourceSpec) -> Outcome:
         if "status" in columns:  # open | replayed | superseded: only open rows wait
             where.append("status = 'open'")
         stamp = next((c for c in _TIME_COLUMNS if c in columns), None)
-        oldest = f"min({ident(stamp)})" if stamp else "null"
+        oldest = f"min({pg.ident(stamp)})" if stamp else "null"
         count, first = pg.rows(
             conn,
             f"select count(*), {oldest} from {SCHEMA}.quarantine where {' and '.join(where)}",

@@ -21,7 +21,7 @@ from typing import Any
 from diagnostics import pg
 from diagnostics.audit import SCHEMA
 from diagnostics.context import Context
-from diagnostics.data import pipeline_dir, relation_exists
+from diagnostics.data import pipeline_dir
 from elt.secrets import redact
 
 PACKAGES = (
@@ -165,7 +165,7 @@ def audit(ctx: Context) -> dict[str, str]:
         return {"runs.json": _json({"unavailable": "the warehouse is unreachable"})}
     files: dict[str, str] = {}
     with ctx.warehouse_connection() as conn:
-        if relation_exists(conn, SCHEMA, "runs"):
+        if pg.relation_exists(conn, SCHEMA, "runs"):
             runs = _rows(
                 conn,
                 "select run_id, command, args, started_at, ended_at, status, exit_code, rows,"
@@ -176,7 +176,7 @@ def audit(ctx: Context) -> dict[str, str]:
         else:
             files["runs.json"] = _json({"unavailable": f"{SCHEMA}.runs does not exist yet"})
         failing: dict[str, Any] = {}
-        if relation_exists(conn, SCHEMA, "dbt_results"):
+        if pg.relation_exists(conn, SCHEMA, "dbt_results"):
             failing["audit"] = _rows(
                 conn,
                 "select invocation_id, run_id, unique_id, name, resource_type, status, failures,"

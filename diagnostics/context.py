@@ -70,9 +70,6 @@ class Context:
     def io_timeout(self) -> float:
         return pg.io_timeout(self.timeout)
 
-    def source(self, name: str) -> SourceSpec:
-        return next(spec for spec in self.sources if spec.name == name)
-
     def source_setting(self, spec: SourceSpec, key: str) -> Any:
         configured = spec.setting(key)
         if configured is not None:

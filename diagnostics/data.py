@@ -36,27 +36,13 @@ def utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def relation_exists(conn: Any, schema: str, table: str) -> bool:
-    sql = "select to_regclass(format('%%I.%%I', %s, %s)) is not null"
-    return pg.rows(conn, sql, (schema, table))[0][0]
-
-
-def ident(name: str) -> str:
-    """A quoted identifier for SQL text (names come from configuration or the catalog)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(schema: str, table: str) -> str:
-    return f"{ident(schema)}.{ident(table)}"
-
-
 def last_completed_load(conn: Any, dataset: str) -> tuple[datetime | None, int]:
     """(when the newest completed load was recorded, how many completed loads)."""
-    if not relation_exists(conn, dataset, "_dlt_loads"):
+    if not pg.relation_exists(conn, dataset, "_dlt_loads"):
         return None, 0
     newest, count = pg.rows(
         conn,
-        f"select max(inserted_at), count(*) from {qualified(dataset, '_dlt_loads')}"
+        f"select max(inserted_at), count(*) from {pg.qualified(dataset, '_dlt_loads')}"
         " where status = 0",
     )[0]
     return (utc(newest) if newest else None), count
@@ -177,16 +163,16 @@ def raw_tables(conn: Any, dataset: str) -> dict[str, set[str]]:
 def incomplete_loads(ctx: Context, spec: SourceSpec) -> Outcome:
     """Raw rows whose load never completed: staging ignores them until the load finishes."""
     with ctx.warehouse_connection(heavy=True) as conn:
-        if not relation_exists(conn, spec.dataset, "_dlt_loads"):
+        if not pg.relation_exists(conn, spec.dataset, "_dlt_loads"):
             return warn(f"{spec.dataset}: not loaded yet", f"`elt load {spec.name}`")
         tables = {t: c for t, c in raw_tables(conn, spec.dataset).items() if "_dlt_load_id" in c}
         if not tables:
             return ok("no raw tables yet", rows=0)
-        loads = qualified(spec.dataset, "_dlt_loads")
+        loads = pg.qualified(spec.dataset, "_dlt_loads")
         counts = pg.rows(
             conn,
             " union all ".join(
-                f"select %s, count(*) from {qualified(spec.dataset, t)} as r where not exists"
+                f"select %s, count(*) from {pg.qualified(spec.dataset, t)} as r where not exists"
                 f" (select 1 from {loads} as l where l.load_id = r._dlt_load_id and l.status = 0)"
                 for t in sorted(tables)
             ),
@@ -271,13 +257,13 @@ def decode_state(encoded: str) -> dict[str, Any]:
 
 def pipeline_state(conn: Any, spec: SourceSpec) -> dict[str, Any] | None:
     """The newest state stored with a completed load, decoded with dlt's helper."""
-    if not relation_exists(conn, spec.dataset, "_dlt_pipeline_state"):
+    if not pg.relation_exists(conn, spec.dataset, "_dlt_pipeline_state"):
         return None
     found = pg.rows(
         conn,
-        f"select s.state from {qualified(spec.dataset, '_dlt_pipeline_state')} as s"
+        f"select s.state from {pg.qualified(spec.dataset, '_dlt_pipeline_state')} as s"
         " where s.pipeline_name = %s and exists (select 1 from"
-        f" {qualified(spec.dataset, '_dlt_loads')} as l"
+        f" {pg.qualified(spec.dataset, '_dlt_loads')} as l"
         " where l.load_id = s._dlt_load_id and l.status = 0)"
         " order by s.version desc, s.created_at desc limit 1",
         (f"elt_{spec.name}",),
@@ -342,7 +328,7 @@ def cursor_state(ctx: Context, spec: SourceSpec) -> Outcome:
     with ctx.warehouse_connection() as conn:
         state = pipeline_state(conn, spec)
         if state is None:
-            if relation_exists(conn, spec.dataset, "_dlt_loads"):
+            if pg.relation_exists(conn, spec.dataset, "_dlt_loads"):
                 return warn(
                     f"{spec.dataset}: no pipeline state stored with a completed load",
                     f"`elt load {spec.name}` stores it",
@@ -357,8 +343,8 @@ def cursor_state(ctx: Context, spec: SourceSpec) -> Outcome:
                 continue
             raw_max = pg.rows(
                 conn,
-                f"select max(r.{ident(cursor)}) from {qualified(spec.dataset, resource)} as r"
-                f" where exists (select 1 from {qualified(spec.dataset, '_dlt_loads')} as l"
+                f"select max(r.{pg.ident(cursor)}) from {pg.qualified(spec.dataset, resource)} as r"
+                f" where exists (select 1 from {pg.qualified(spec.dataset, '_dlt_loads')} as l"
                 " where l.load_id = r._dlt_load_id and l.status = 0)",
             )[0][0]
             entry = {"resource": resource, "cursor": cursor}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from diagnostics import dbt_meta, pg
 from diagnostics.context import Context
-from diagnostics.data import age_text, ident, qualified, relation_exists, utc
+from diagnostics.data import age_text, utc
 from diagnostics.results import Outcome, fail, ok, warn
 
 
@@ -19,13 +19,13 @@ def freshness(
     results = []
     with ctx.warehouse_connection() as conn:
         for table in tables:
-            if not relation_exists(conn, table.schema, table.table):
+            if not pg.relation_exists(conn, table.schema, table.table):
                 results.append((table, None, "missing"))
                 continue
             if not table.loaded_at_field:
                 continue
             where = f" where {table.filter}" if table.filter and "{{" not in table.filter else ""
-            relation = qualified(table.schema, table.table)
+            relation = pg.qualified(table.schema, table.table)
             newest = pg.rows(conn, f"select max({table.loaded_at_field}) from {relation}{where}")[
                 0
             ][0]
@@ -76,17 +76,19 @@ def mart_keys(ctx: Context) -> Outcome:
         for key in keys:
             by_table.setdefault((key.schema, key.table), []).append(key)
         for (schema, table), table_keys in by_table.items():
-            if not relation_exists(conn, schema, table):
+            if not pg.relation_exists(conn, schema, table):
                 missing.append(table_keys[0].model)
                 continue
             parts = []
             for key in table_keys:
-                column = ident(key.column)
+                column = pg.ident(key.column)
                 parts += [
                     f"count(*) - count({column})",
                     f"count({column}) - count(distinct {column})",
                 ]
-            counts = pg.rows(conn, f"select {', '.join(parts)} from {qualified(schema, table)}")[0]
+            counts = pg.rows(conn, f"select {', '.join(parts)} from {pg.qualified(schema, table)}")[
+                0
+            ]
             for index, key in enumerate(table_keys):
                 nulls, duplicates = counts[2 * index], counts[2 * index + 1]
                 if nulls or duplicates:

@@ -80,3 +80,17 @@ def classify(exc: BaseException) -> str:
     if "does not exist" in text and "database" in text:
         return "missing database"
     return "other"
+
+
+def relation_exists(conn: Any, schema: str, table: str) -> bool:
+    sql = "select to_regclass(format('%%I.%%I', %s, %s)) is not null"
+    return rows(conn, sql, (schema, table))[0][0]
+
+
+def ident(name: str) -> str:
+    """A quoted identifier for SQL text (names come from configuration or the catalog)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{ident(schema)}.{ident(table)}"

@@ -72,6 +72,22 @@ def elt_environment(warehouse: Warehouse, shop_url: str, pipelines_dir: Path) ->
     }
 
 
+@contextlib.contextmanager
+def demo_payments_api(shop_url: str, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Seed the demo payments beside `shop_url` and serve them on 127.0.0.1; `env` gains the
+    API's URL and token (every `elt load` and `elt transform` needs the payments source)."""
+    from demo import payments
+    from demo.payments_api import PaymentsAPI
+
+    payments.seed(shop_url)
+    with PaymentsAPI(shop_url, "e2e-token") as api:
+        yield {
+            **env,
+            "SOURCES__PAYMENTS__BASE_URL": api.url,
+            "SOURCES__PAYMENTS__TOKEN": "e2e-token",
+        }
+
+
 @pytest.fixture
 def databases(server: Warehouse) -> Iterator[tuple[Warehouse, str]]:
     with fresh_databases(server) as pair:

@@ -151,7 +151,7 @@ def loaded(server, tmp_path_factory):
     with fresh_databases(server) as (warehouse, shop_url):
         env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
         shop.seed(shop_url, 300)
-        run_elt("load", env=env, check=True)
+        run_elt("load", "shop", env=env, check=True)
         yield warehouse, shop_url, env
 
 

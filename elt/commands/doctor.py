@@ -125,6 +125,12 @@ def build_context(timeout: float | None):
         defaults["shop"] = (
             {"credentials": warehouse.url_for(DEMO_SHOP_DATABASE)} if warehouse else {}
         )
+    if not runtime.payments_configured():
+        # unset, the payments source is the demo API `elt demo` started: checked even when
+        # it has stopped since, so a dead demo API is a connectivity FAIL, not a config one
+        demo_api = _demo_payments_api(runtime.home)
+        if demo_api:
+            defaults["payments"] = {"base_url": demo_api["url"], "token": demo_api["token"]}
     embedded_in_use = not os.environ.get(wh.URL_ENV, "").strip()
     return Context(
         project=runtime.project,
@@ -138,6 +144,18 @@ def build_context(timeout: float | None):
         warehouse_data_dir=embedded.pgdata(runtime.project) if embedded_in_use else None,
         source_defaults=defaults,
     )
+
+
+def _demo_payments_api(home) -> dict[str, Any] | None:
+    """The demo payments API's last state file (URL, token), alive or not."""
+    import json
+
+    from demo import payments_api
+
+    try:
+        return json.loads(payments_api.state_path(home).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def exit_code(results: list, *, strict: bool) -> int:

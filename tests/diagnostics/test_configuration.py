@@ -28,7 +28,8 @@ def git(project: Path, *args: str) -> None:
 
 
 def test_the_projects_own_configuration_is_ok():
-    for check_id in ("config/files", "config/secrets", "config/dbt_project", "config/dbt_packages"):
+    checks = ("config/files", "config/source/shop", "config/secrets", "config/dbt_project")
+    for check_id in (*checks, "config/dbt_packages"):
         result = check({"ELT_PROJECT_DIR": str(PROJECT)}, check_id)
         assert result.status == "OK", (check_id, result.detail)
 
@@ -49,6 +50,13 @@ def test_a_dbt_yaml_that_does_not_parse_names_file_and_line(project):
     result = check(at(project), "config/files")
     assert result.status == "FAIL"
     assert "dbt/models/marts/core/_core__models.yml (line" in result.detail
+
+
+def test_a_dbt_project_whose_profile_is_missing_fails(project):
+    (project / "dbt" / "profiles.yml").write_text("other:\n  target: x\n")
+    result = check(at(project), "config/dbt_project")
+    assert result.status == "FAIL" and "profile 'elt' is not in dbt/profiles.yml" in result.detail
+    assert result.hint == "restore it: `git checkout dbt/profiles.yml`"
 
 
 def test_a_committed_secret_fails_naming_the_file_and_line_not_the_value(project):

@@ -26,6 +26,11 @@ def test_warehouse_ok_names_version_latency_and_tls(env):
     assert result.facts["latency_ms"] >= 0 and result.facts["tls"] is False
 
 
+def test_a_slow_warehouse_warns_past_the_latency_threshold(env):
+    result = check({**env, "DOCTOR__WAREHOUSE_LATENCY_WARN_MS": "-1"}, "connectivity/warehouse")
+    assert result.status == "WARN" and result.hint.startswith("check the network")
+
+
 def test_warehouse_stopped_fails_and_skips_the_data_checks_exit_1(env, closed_port):
     env = {**env, "ELT_WAREHOUSE_URL": f"postgresql://etl:wh-s3cret@127.0.0.1:{closed_port}/wh"}
     code, payload, stderr = doctor(env)

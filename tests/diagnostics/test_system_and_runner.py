@@ -44,7 +44,8 @@ def test_memory_and_load_warn_past_their_thresholds():
     assert cpu.status == "WARN"
 
 
-def test_memory_and_load_are_ok_under_permissive_thresholds():
+def test_cpu_memory_and_load_are_ok_under_permissive_thresholds():
+    assert check({"DOCTOR__CPU_BUSY_WARN_PERCENT": "101"}, "system/cpu").status == "OK"
     assert check({"DOCTOR__MEMORY_AVAILABLE_WARN_PERCENT": "0"}, "system/memory").status == "OK"
     assert check({"DOCTOR__LOAD_PER_CPU_WARN": "1000"}, "system/load").status == "OK"
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import elt_environment, fresh_databases
+from conftest import demo_payments_api, elt_environment, fresh_databases
 from support import PROJECT, execute, query, run_elt
 
 from demo import shop
@@ -39,9 +39,10 @@ def flow(server, tmp_path_factory):
         project = project_copy(tmp_path_factory.mktemp("project"))
         env |= {"ELT_PROJECT_DIR": str(project), "DLT_PROJECT_DIR": str(project)}
         shop.seed(shop_url, 300)
-        run_elt("load", env=env, check=True)
-        run_elt("transform", env=env, check=True)
-        yield warehouse, shop_url, env
+        with demo_payments_api(shop_url, env) as env:
+            run_elt("load", env=env, check=True)
+            run_elt("transform", env=env, check=True)
+            yield warehouse, shop_url, env
 
 
 def runs(env, *args: str) -> list[dict]:

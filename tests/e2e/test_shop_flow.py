@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import elt_environment, fresh_databases
+from conftest import demo_payments_api, elt_environment, fresh_databases
 from support import fetch, kill_a_load_midway, query, run_elt
 
 from demo import payments, shop
-from demo.payments_api import PaymentsAPI
 
 STAGING_KEYS = {
     "stg_shop__customers": "customer_id",
@@ -28,9 +27,7 @@ def flow(server, tmp_path_factory):
     with fresh_databases(server) as (warehouse, shop_url):
         env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
         shop.seed(shop_url, 2_000)
-        payments.seed(shop_url)
-        with PaymentsAPI(shop_url, "e2e-token") as api:
-            env.update(SOURCES__PAYMENTS__BASE_URL=api.url, SOURCES__PAYMENTS__TOKEN="e2e-token")
+        with demo_payments_api(shop_url, env) as env:
             yield warehouse, shop_url, env
 
 
