@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             "PYTHONPYCACHEPREFIX": cache.name,
         }
         shop.seed(shop_url, args.orders)
-        _, loaded = elt(base, "load", "--format", "json")
+        _, loaded = elt(base, "load", "shop", "--format", "json")
         if loaded.returncode != 0:
             print(redact(loaded.stderr), file=sys.stderr)
             return 1
