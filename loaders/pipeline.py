@@ -17,6 +17,7 @@ from typing import Any
 
 from loaders import SOURCES, dataset_name, stops
 from loaders.schema_evolution import (
+    ContractConfigError,
     FrozenTypeChange,
     TypeChange,
     contract_for,
@@ -152,7 +153,15 @@ def run(
     changes = find_type_changes(dlt_source, known)
     if changes and contract["data_type"] == "freeze":
         raise FrozenTypeChange(source, changes)
-    if changes and contract["data_type"] == "evolve":
+    if changes and contract["data_type"] != "evolve":
+        # dlt's discard modes drop whole arrow columns or batches: rows or values lost
+        # silently at best, an unloadable package at worst
+        raise ContractConfigError(
+            f"[sources.{source}.schema_contract] data_type = {contract['data_type']!r} cannot"
+            f" apply to the type change of {changes[0].table}.{changes[0].column}: this source's"
+            ' columns are typed; use "evolve" (variant column) or "freeze"'
+        )
+    if changes:
         route_type_changes(dlt_source, changes)
         # before extracting: a package left pending by a kill must still load
         _allow_nulls(pipeline, changes)

@@ -154,8 +154,8 @@ def _failure(command: str, nodes: list[NodeResult], failed: list[NodeResult], dr
         hint = f"rebuild it: `elt transform --full-refresh -s {failed[0].name}+`"
     if drift:
         hint = (
-            f"handle {drift[0].variant.column} in {drift[0].models[0]} (e.g. coalesce it into"
-            f" {drift[0].variant.base_column}), then `elt transform`"
+            f"handle {drift[0].variant.column} in {drift[0].models[0]} (coalesce it into"
+            f" {drift[0].variant.base_column}: macros/coalesce_variant.sql), then `elt transform`"
         )
     return DataError(f"{command}: " + "; ".join(parts), hint=hint)
 
