@@ -1,0 +1,1 @@
+"""Benchmarks with their goals; each module runs as `python -m bench.<name>` (see README.md)."""
