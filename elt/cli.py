@@ -13,6 +13,7 @@ import click
 from elt import output
 from elt.commands.demo import demo
 from elt.commands.load import load
+from elt.commands.quarantine import quarantine
 from elt.commands.sql import sql
 from elt.commands.transform import test, transform
 from elt.errors import EltError
@@ -24,6 +25,7 @@ Examples:
   elt test                      dbt tests, unit tests and source freshness
   elt transform -s stg_shop__orders+
   elt sql "select count(*) from marts.fct_orders" --format csv
+  elt quarantine list           rows a load could not parse, with file, line and reason
 """
 
 
@@ -38,6 +40,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 for command in (load, transform, test, sql, demo):
     cli.add_command(command)
+cli.add_command(quarantine)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 # source name -> "module:function" of its @dlt.source; the raw dataset is raw_<name>
 SOURCES: dict[str, str] = {
     "shop": "loaders.shop:shop",
+    "marketing": "loaders.marketing:marketing",
 }
 
 

@@ -33,6 +33,11 @@ class LoadReport:
     load_ids: list[str] = field(default_factory=list)
     resumed_load_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # sources that quarantine rows (loaders/quarantine.py) fill these in their after_load
+    quarantine: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replayed: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    type_changes: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -49,6 +54,10 @@ class LoadReport:
             "load_ids": self.load_ids,
             "resumed_load_ids": self.resumed_load_ids,
             "seconds": round(self.seconds, 3),
+            "quarantine": self.quarantine,
+            "replayed": self.replayed,
+            "skipped_files": self.skipped_files,
+            "type_changes": self.type_changes,
         }
 
 
@@ -72,6 +81,16 @@ def build_source(name: str, **overrides: Any) -> Any:
     module_name, function = SOURCES[name].split(":")
     factory = getattr(importlib.import_module(module_name), function)
     return factory(**overrides)
+
+
+def source_hook(name: str, hook: str) -> Callable[..., Any] | None:
+    """An optional function of the source's module, e.g. `after_load` or `replay`."""
+    return getattr(importlib.import_module(SOURCES[name].split(":")[0]), hook, None)
+
+
+def is_data_table(table: str) -> bool:
+    """dlt's own tables and a source's bookkeeping tables (`_elt_*`) are not loaded data."""
+    return not table.startswith(("_dlt", "_elt_"))
 
 
 def pipeline_for(
@@ -100,8 +119,13 @@ def run(
     source_overrides: dict[str, Any] | None = None,
     progress: Any = None,
     on_stage: Callable[[str], None] | None = None,
+    build: Callable[[Any], Any] | None = None,
 ) -> LoadReport:
-    """Finish pending packages, then extract, normalize and load `source` once."""
+    """Finish pending packages, then extract, normalize and load `source` once.
+
+    `build(pipeline)` returns what to extract instead of the configured source (replay
+    uses it). A source module's `after_load(pipeline, report, overrides)` runs last.
+    """
     started = time.monotonic()
     stage = on_stage or (lambda _name: None)
     pipeline = pipeline_for(source, destination_url, pipelines_dir, progress)
@@ -124,13 +148,16 @@ def run(
     known_tables = set(pipeline.default_schema.tables) if pipeline.default_schema_name else set()
 
     stage("extracting")
-    pipeline.extract(
-        build_source(source, **(source_overrides or {})), loader_file_format=LOADER_FILE_FORMAT
-    )
+    data = build(pipeline) if build else build_source(source, **(source_overrides or {}))
+    pipeline.extract(data, loader_file_format=LOADER_FILE_FORMAT)
     stage("normalizing")
     normalized = pipeline.normalize()
     stage("loading")
     _collect(report, normalized, pipeline.load(), known_tables)
+    after_load = source_hook(source, "after_load")
+    if after_load is not None:
+        stage("bookkeeping")
+        after_load(pipeline, report, source_overrides)
     report.seconds = time.monotonic() - started
     return report
 
@@ -138,7 +165,7 @@ def run(
 def _count_loaded_rows(report: LoadReport, pipeline: Any, load_ids: list[str]) -> None:
     """Rows a resumed package brought, counted in the warehouse (its normalize ran earlier)."""
     with pipeline.sql_client() as client:
-        for table in pipeline.default_schema.data_table_names():
+        for table in filter(is_data_table, pipeline.default_schema.data_table_names()):
             name = client.make_qualified_table_name(table)
             placeholders = ", ".join(["%s"] * len(load_ids))
             rows = client.execute_sql(
@@ -158,12 +185,12 @@ def _collect(
     """
     if normalize_info is not None:
         for table, count in normalize_info.row_counts.items():
-            if not table.startswith("_dlt"):
+            if is_data_table(table) and count:
                 report.rows[table] = report.rows.get(table, 0) + count
     for package in load_info.load_packages:
         report.load_ids.append(package.load_id)
         for table_name, table in (package.schema_update or {}).items():
-            if table_name.startswith("_dlt"):
+            if not is_data_table(table_name):
                 continue
             if table_name not in known_tables:
                 if table_name not in report.new_tables:

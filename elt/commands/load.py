@@ -46,7 +46,28 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
         except Exception as exc:
             raise describe_failure(name, stage.current, exc) from exc
         reports.append(report)
-    render(reports, fmt, time.monotonic() - started)
+    breaches = quarantine_breaches(reports)
+    render(reports, fmt, time.monotonic() - started, failed=bool(breaches))
+    if breaches:
+        source, feed, stats = breaches[0]
+        raise DataError(
+            f"load {source}: feed {feed} quarantined {stats['quarantined']:,} of "
+            f"{stats['rows']:,} rows ({stats['share']:.1%}), above max_quarantine_share "
+            f"{stats['max_share']:.1%}"
+            + (f" (and {len(breaches) - 1} more feed(s))" if len(breaches) > 1 else ""),
+            hint=f"elt quarantine list --feed {feed}; fix the file or the feed's rules, "
+            f"then elt quarantine replay --feed {feed}",
+        )
+
+
+def quarantine_breaches(reports: list) -> list[tuple[str, str, dict]]:
+    """(source, feed, stats) of each feed whose quarantined share passed its threshold."""
+    return [
+        (report.source, feed, stats)
+        for report in reports
+        for feed, stats in sorted(report.quarantine.items())
+        if stats.get("exceeded")
+    ]
 
 
 class StageLog:
@@ -80,12 +101,12 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     return ConfigError(message, hint=hint)
 
 
-def render(reports: list, fmt: str, seconds: float) -> None:
+def render(reports: list, fmt: str, seconds: float, *, failed: bool = False) -> None:
     if fmt == "json":
         output.emit_json(
             {
                 "command": "load",
-                "status": "success",
+                "status": "failed" if failed else "success",
                 "seconds": round(seconds, 3),
                 "sources": [report.as_dict() for report in reports],
             }
@@ -111,5 +132,35 @@ def render(reports: list, fmt: str, seconds: float) -> None:
                 f"{report.source}: finished {len(report.resumed_load_ids)} pending package(s)"
                 " left by an earlier run"
             )
+    render_quarantine(reports)
     total = sum(report.total_rows for report in reports)
     output.line(f"load: {total:,} rows from {len(reports)} source(s) in {output.seconds(seconds)}")
+
+
+def render_quarantine(reports: list) -> None:
+    """Per feed of the sources that quarantine: rows read, loaded, quarantined; and warnings."""
+    rows = [
+        (
+            report.source,
+            feed,
+            f"{stats['files']:,}",
+            f"{stats['rows']:,}",
+            f"{stats['loaded']:,}",
+            f"{stats['quarantined']:,}",
+            f"{stats['share']:.1%}" + (" > max" if stats["exceeded"] else ""),
+        )
+        for report in reports
+        for feed, stats in sorted(report.quarantine.items())
+    ]
+    if rows:
+        output.table(
+            "files", ["source", "feed", "files", "rows", "loaded", "quarantined", "share"], rows
+        )
+    for report in reports:
+        for skipped in report.skipped_files:
+            output.line(f"skipped {skipped['feed']} file {skipped['file']}: {skipped['reason']}")
+        for change in report.type_changes:
+            output.line(
+                f"type change in {change['feed']} file {change['file']}: column "
+                f"{change['column']} declared {change['declared']}, file has {change['found']}"
+            )

@@ -12,10 +12,10 @@ import sys
 import textwrap
 
 import pytest
-from conftest import elt_environment, fresh_databases
+from conftest import elt_environment, fresh_databases, landing_dir
 from support import PROJECT, query, run_elt
 
-from demo import shop
+from demo import marketing, shop
 
 STAGING_KEYS = {
     "stg_shop__customers": "customer_id",
@@ -28,8 +28,10 @@ STAGING_KEYS = {
 @pytest.fixture(scope="module")
 def flow(server, tmp_path_factory):
     with fresh_databases(server) as (warehouse, shop_url):
-        env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
+        pipelines = tmp_path_factory.mktemp("pipelines")
+        env = elt_environment(warehouse, shop_url, pipelines)
         shop.seed(shop_url, 2_000)
+        marketing.seed(landing_dir(pipelines), shop_url)  # `elt test` checks its freshness too
         yield warehouse, shop_url, env
 
 
@@ -65,6 +67,26 @@ def test_load_transform_and_test_pass_on_the_demo(flow):
     assert {"test", "unit_test", "source"} <= kinds
     orders = shop.counts(shop_url)["orders"]
     assert query(warehouse, "select count(*) from marts.fct_orders") == [(orders,)]
+
+
+def test_marketing_performance_shows_spend_beside_attributed_revenue(flow):
+    warehouse, _, _ = flow
+    totals = query(
+        warehouse,
+        "select sum(spend), sum(sessions), sum(orders), sum(revenue)"
+        " from marts.rpt_marketing_performance",
+    )
+    spend, sessions, orders, revenue = totals[0]
+    staged = query(warehouse, "select count(*) from staging.stg_marketing__web_sessions")
+    assert spend > 0 and revenue > 0 and sessions == staged[0][0]
+    # each order a session points to counts once, cancelled ones excluded
+    attributed = query(
+        warehouse,
+        "select count(distinct s.order_id), sum(o.order_total)"
+        " from (select distinct order_id from staging.stg_marketing__web_sessions) as s"
+        " join marts.fct_orders as o on o.order_id = s.order_id where not o.is_cancelled",
+    )
+    assert (orders, revenue) == attributed[0]
 
 
 def test_staging_has_no_duplicates_and_matches_the_source(flow):
@@ -125,7 +147,7 @@ def test_a_load_killed_midway_is_finished_by_the_next_run(flow):
     assert killed.returncode == -9, killed.stderr
     shop.tick(shop_url)  # new data arrives while the package is pending
     rerun = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
-    (source,) = rerun["sources"]
+    (source,) = [s for s in rerun["sources"] if s["source"] == "shop"]
     assert len(source["resumed_load_ids"]) == 1
     assert source["rows"]["orders"] > 0
     run_elt("transform", env=env, check=True)
