@@ -38,7 +38,7 @@ def quarantine() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @format_option()
 def list_rows(feed: str | None, status: str, limit: int, fmt: str) -> None:
-    """List quarantined rows, oldest file first; counts cover all of them."""
+    """List quarantined rows in the order they arrived (file, line); counts cover all."""
     counts, rows = _read(Runtime().warehouse, feed, status, limit)
     if fmt == "json":
         output.emit_json(

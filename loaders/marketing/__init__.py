@@ -221,13 +221,12 @@ def _csv_header(item: Any, feed: Feed) -> str | None:
     return text.removeprefix("\ufeff")
 
 
-def with_lineage(table: pa.Table, file: str | list[str], modified_at: Any) -> pa.Table:
-    """Append `_elt_file` and `_elt_file_modified_at` (one value, or one per row)."""
+def with_lineage(table: pa.Table, file: str, modified_at: Any) -> pa.Table:
+    """Append `_elt_file` and `_elt_file_modified_at`, the same for every row of a file."""
     rows = table.num_rows
-    files = file if isinstance(file, list) else [file] * rows
-    stamps = modified_at if isinstance(modified_at, list) else [modified_at] * rows
-    table = table.append_column(FILE_COLUMN, pa.array(files, pa.string()))
-    return table.append_column(MODIFIED_COLUMN, pa.array(stamps, pa.timestamp("us", tz="UTC")))
+    files = pa.repeat(pa.scalar(file, pa.string()), rows)
+    stamps = pa.repeat(pa.scalar(modified_at, pa.timestamp("us", tz="UTC")), rows)
+    return table.append_column(FILE_COLUMN, files).append_column(MODIFIED_COLUMN, stamps)
 
 
 def quarantine_rows(

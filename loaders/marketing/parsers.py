@@ -23,9 +23,10 @@ from decimal import Decimal
 from typing import IO, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loaders.marketing.feeds import Feed
-from loaders.marketing.rows import Batch, Rejected, type_rows
+from loaders.marketing.rows import Batch, Rejected, all_true, type_rows
 
 BLOCK_BYTES = 4 * 1024 * 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -35,10 +36,13 @@ DEFAULT_CHUNK_ROWS = 50_000
 Line = tuple[int, str | None, Rejected | None]
 
 
-def read_lines(stream: IO[bytes], encoding: str) -> Iterator[Line]:
-    """Physical lines without their line break, decoded block-wise; a line that is not
-    valid `encoding` is yielded as a rejection, its neighbours are unaffected."""
-    number = 0
+def read_blocks(
+    stream: IO[bytes], encoding: str
+) -> Iterator[tuple[int, bytes | None, Rejected | None]]:
+    """Blocks of whole lines: (number of the block's first line, its bytes without the
+    final line break, None); a line longer than MAX_LINE_BYTES is (its number, None, its
+    rejection), and is skipped without being held in memory."""
+    number = 1
     rest = b""
     skipping = False  # inside a line longer than MAX_LINE_BYTES
     while True:
@@ -50,22 +54,31 @@ def read_lines(stream: IO[bytes], encoding: str) -> Iterator[Line]:
         if cut < 0:
             rest = b"" if skipping else data
             if len(rest) > MAX_LINE_BYTES:
-                number += 1
                 reason = f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB"
                 yield number, None, Rejected.of_bytes(number, reason, rest[:1024], encoding)
+                number += 1
                 rest, skipping = b"", True
             continue
         complete, rest = data[:cut], data[cut + 1 :]
         if skipping:  # drop the remainder of the over-long line
-            complete = complete.split(b"\n", 1)[1] if b"\n" in complete else b""
             skipping = False
-            if not complete:
+            if b"\n" not in complete:
                 continue
-        for item in _decode_lines(complete, number, encoding):
-            number = item[0]
-            yield item
+            complete = complete.split(b"\n", 1)[1]
+        yield number, complete, None
+        number += complete.count(b"\n") + 1
     if rest and not skipping:
-        yield from _decode_lines(rest, number, encoding)
+        yield number, rest, None
+
+
+def read_lines(stream: IO[bytes], encoding: str) -> Iterator[Line]:
+    """Physical lines without their line break, decoded block-wise; a line that is not
+    valid `encoding` is yielded as a rejection, its neighbours are unaffected."""
+    for number, data, rejected in read_blocks(stream, encoding):
+        if data is None:
+            yield number, None, rejected
+        else:
+            yield from _decode_lines(data, number - 1, encoding)
 
 
 def _decode_lines(data: bytes, number: int, encoding: str) -> Iterator[Line]:
@@ -196,7 +209,107 @@ class CsvRecords:
 def parse_csv(
     stream: IO[bytes], feed: Feed, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[Batch]:
-    """Batches of a CSV file whose first line is the header."""
+    """Batches of a CSV file whose first line is the header.
+
+    Blocks that decode cleanly are split by arrow (`split_pattern`), the lines with a
+    quote in Python; a block with bytes not valid in the encoding goes line by line.
+    With `multiline_fields` every line goes through Python, a record may span lines.
+    """
+    if feed.multiline_fields:
+        yield from _parse_csv_lines(stream, feed, chunk_rows)
+        return
+    splitter = CsvRecords(feed)
+    header: tuple[str | None, list[str], str | None] | None = None  # text, names, problem
+    for number, data, rejected in read_blocks(stream, feed.encoding):
+        if header is None:
+            if data is None:
+                header = (None, [], f"header (line {number}) is unreadable: {rejected.reason}")
+                continue
+            first, _, data = data.partition(b"\n")
+            header = _header_of(first, feed)
+            number += 1
+            if not data:
+                continue
+        if data is None:
+            yield Batch(None, [rejected], 1)
+            continue
+        text, names, problem = header
+        try:
+            lines = data.decode(feed.encoding).split("\n")
+        except UnicodeDecodeError:
+            lines = None
+        if lines is None or problem is not None:
+            records = (
+                line for line in _decode_lines(data, number - 1, feed.encoding) if line[1] != ""
+            )
+            yield from parse_csv_records(records, feed, text, names, problem, chunk_rows)
+            continue
+        for start in range(0, len(lines), chunk_rows):
+            part = lines[start : start + chunk_rows]
+            yield _csv_chunk(feed, names, splitter, part, number + start)
+
+
+def _header_of(raw: bytes, feed: Feed) -> tuple[str | None, list[str], str | None]:
+    try:
+        text = _clean(raw.decode(feed.encoding), 1)
+    except UnicodeDecodeError as exc:
+        return None, [], f"header (line 1) is not valid {feed.encoding}: {exc.reason}"
+    names, problem = csv_header(text, feed)
+    return text, names, problem
+
+
+def _csv_chunk(
+    feed: Feed, names: list[str], splitter: CsvRecords, lines: list[str], first: int
+) -> Batch:
+    """Type up to chunk_rows decoded lines: arrow splits those without quotes."""
+    texts = pc.utf8_rtrim(pa.array(lines, pa.string()), characters="\r")
+    numbers = pa.array(range(first, first + len(lines)), pa.int64())
+    present = pc.not_equal(texts, "")  # blank lines are not rows
+    texts, numbers = texts.filter(present), numbers.filter(present)
+    quoted = pc.match_substring(texts, '"')
+    plain_texts, plain_numbers = texts.filter(pc.invert(quoted)), numbers.filter(pc.invert(quoted))
+    parts = pc.split_pattern(plain_texts, pattern=feed.delimiter)
+    counts = pc.list_value_length(parts)
+    fits = pc.equal(counts, len(names))
+    chunk = _Chunk(feed)
+    if not all_true(fits):
+        misfits = pc.invert(fits)
+        for number, text, count in zip(
+            plain_numbers.filter(misfits).to_pylist(),
+            plain_texts.filter(misfits).to_pylist(),
+            counts.filter(misfits).to_pylist(),
+            strict=True,
+        ):
+            chunk.reject(number, f"expected {len(names)} fields, got {count}", text)
+        parts, plain_texts, plain_numbers = (
+            parts.filter(fits),
+            plain_texts.filter(fits),
+            plain_numbers.filter(fits),
+        )
+    columns = {name: pc.list_element(parts, i) for i, name in enumerate(names)}
+    for number, text in zip(
+        numbers.filter(quoted).to_pylist(), texts.filter(quoted).to_pylist(), strict=True
+    ):
+        fields = splitter.split(text)
+        if isinstance(fields, str):
+            chunk.reject(number, fields, text)
+        elif len(fields) != len(names):
+            chunk.reject(number, f"expected {len(names)} fields, got {len(fields)}", text)
+        else:
+            chunk.keep(number, text, fields)
+    if chunk.values:  # the quoted lines that split: after the plain ones
+        values = list(zip(*chunk.values, strict=True))
+        columns = {
+            name: pa.concat_arrays([columns[name], pa.array(values[i], pa.string())])
+            for i, name in enumerate(names)
+        }
+        plain_numbers = pa.concat_arrays([plain_numbers, pa.array(chunk.numbers, pa.int64())])
+        plain_texts = pa.concat_arrays([plain_texts, pa.array(chunk.texts, pa.string())])
+    return chunk.typed(columns, plain_numbers, plain_texts)
+
+
+def _parse_csv_lines(stream: IO[bytes], feed: Feed, chunk_rows: int) -> Iterator[Batch]:
+    """Line by line, records spanning lines where a quoted field holds a line break."""
     lines = read_lines(stream, feed.encoding)
     records = CsvRecords(feed)
     header_text: str | None = None
@@ -285,9 +398,16 @@ class _Chunk:
     def batch(self, columns: Callable[[list[Any]], dict[str, pa.Array]]) -> Batch:
         if not self.values:
             return Batch(None, self.rejected, len(self.rejected))
-        table, problems = type_rows(self.feed, columns(self.values), self.numbers)
+        numbers = pa.array(self.numbers, pa.int64())
+        return self.typed(columns(self.values), numbers, pa.array(self.texts, pa.string()))
+
+    def typed(self, columns: dict[str, pa.Array], numbers: pa.Array, texts: pa.Array) -> Batch:
+        """Type the columns; rows that do not fit join the rejected ones."""
+        if not len(numbers):
+            return Batch(None, self.rejected, len(self.rejected))
+        table, problems = type_rows(self.feed, columns, numbers)
         for index, reason in sorted(problems.items()):
-            self.reject(self.numbers[index], reason, self.texts[index])
+            self.reject(numbers[index].as_py(), reason, texts[index].as_py())
         self.rejected.sort(key=lambda row: row.line)
         return Batch(table, self.rejected, table.num_rows + len(self.rejected))
 
@@ -419,7 +539,7 @@ def parse_parquet(
             yield Batch(None, rejected, len(rejected), changes)
         else:
             columns = {name: batch.column(name) for name in batch.schema.names}
-            table, problems = type_rows(feed, columns, numbers)
+            table, problems = type_rows(feed, columns, pa.array(numbers, pa.int64()))
             texts = _row_texts(batch, sorted(problems))
             rejected = [
                 Rejected.of_text(numbers[i], problems[i], text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,7 +78,7 @@ def empty_to_null(array: pa.Array) -> pa.Array:
 
 
 def type_rows(
-    feed: Feed, columns: dict[str, pa.Array], lines: list[int]
+    feed: Feed, columns: dict[str, pa.Array], lines: pa.Array
 ) -> tuple[pa.Table, dict[int, str]]:
     """Cast `columns` to the feed's declared types; undeclared columns become text.
 
@@ -110,7 +111,7 @@ def type_rows(
     for key in feed.primary_key:
         array = casted.get(key, uncast.get(key))
         if array is None:
-            nulls = range(len(lines))
+            nulls: Any = range(len(lines))
         else:
             nulls = pc.indices_nonzero(pc.is_null(array)).to_pylist()
         for index in nulls:
@@ -121,13 +122,11 @@ def type_rows(
         casted = {name: array.filter(keep) for name, array in casted.items()}
         for name, array in uncast.items():
             casted[name] = _exact_cast(array.filter(keep), feed.columns.get(name))
-        lines = [line for i, line in enumerate(lines) if i not in problems]
+        lines = lines.filter(keep)
     ordered = [n for n in feed.columns if n in casted] + [
         n for n in casted if n not in feed.columns
     ]
-    table = pa.table(
-        {name: casted[name] for name in ordered} | {LINE_COLUMN: pa.array(lines, pa.int64())}
-    )
+    table = pa.table({name: casted[name] for name in ordered} | {LINE_COLUMN: lines})
     return table, {index: "; ".join(reasons) for index, reasons in problems.items()}
 
 
@@ -140,18 +139,18 @@ def _exact_cast(array: pa.Array, declared: ColumnType | None) -> pa.Array:
         parsed = pc.strptime(array, format=declared.date_format, unit="s")
         # strptime rolls impossible dates over (30 February becomes 1 March): refuse those
         back = pc.strftime(parsed, format=declared.date_format)
-        if not _all(pc.or_kleene(pc.equal(back, array), pc.is_null(array))):
+        if not all_true(pc.or_kleene(pc.equal(back, array), pc.is_null(array))):
             raise pa.ArrowInvalid("not a valid date in the declared format")
         return pc.cast(parsed, target)
     result = pc.cast(array, target, safe=True)
     if pa.types.is_floating(array.type) and pa.types.is_decimal(target):
         back = pc.cast(result, array.type)
-        if not _all(pc.or_kleene(pc.equal(back, array), pc.is_null(array))):
+        if not all_true(pc.or_kleene(pc.equal(back, array), pc.is_null(array))):
             raise pa.ArrowInvalid("float value is not exactly representable")
     return result
 
 
-def _all(mask: pa.Array) -> bool:
+def all_true(mask: pa.Array) -> bool:
     return bool(pc.all(mask, min_count=0).as_py())
 
 

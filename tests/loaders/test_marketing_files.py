@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import fresh_databases
 from support import execute, query
 
 from loaders import pipeline
@@ -37,6 +38,20 @@ FEEDS = {
     },
 }
 HEADER = "day,campaign,clicks,cost"
+
+
+@pytest.fixture(scope="module")
+def databases(server):
+    """One pair of databases for the module (creating them is the slow part)..."""
+    with fresh_databases(server) as pair:
+        yield pair
+
+
+@pytest.fixture(autouse=True)
+def empty_warehouse(databases):
+    """...and every test starts without the marketing datasets and the quarantine."""
+    for schema in ("raw_marketing", "raw_marketing_staging", "elt_audit"):
+        execute(databases[0].url, f"drop schema if exists {schema} cascade")
 
 
 @pytest.fixture
