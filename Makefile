@@ -39,3 +39,7 @@ bench-doctor: setup
 
 clean:
 	rm -rf $(VENV) .elt/uv .elt/pipelines dbt/target dbt/logs
+
+.PHONY: bench-marketing
+bench-marketing: setup
+	$(BIN)/python -m bench.marketing_csv --rows 1000000 --bad-every 1000 --repeat 3

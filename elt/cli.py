@@ -15,6 +15,7 @@ from elt.commands.demo import demo
 from elt.commands.deps import deps
 from elt.commands.doctor import doctor
 from elt.commands.load import load
+from elt.commands.quarantine import quarantine
 from elt.commands.runs import runs
 from elt.commands.sql import sql
 from elt.commands.transform import test, transform
@@ -29,6 +30,7 @@ Examples:
   elt transform -s stg_shop__orders+
   elt sql "select count(*) from marts.fct_orders" --format csv
   elt doctor                    what is down, stale or failing, and what to do next
+  elt quarantine list           rows a load could not parse, with file, line and reason
 """
 
 
@@ -41,7 +43,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (load, transform, test, sql, demo, runs, deps, doctor):
+for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):
     cli.add_command(command)
 
 

@@ -18,6 +18,7 @@ from elt.project import project_dir
 DEMO_SHOP_DATABASE = "shop"
 PAYMENTS_URL_ENV = "SOURCES__PAYMENTS__BASE_URL"
 PAYMENTS_TOKEN_ENV = "SOURCES__PAYMENTS__TOKEN"
+DEFAULT_LANDING = ".elt/landing"
 
 
 @dataclass
@@ -68,6 +69,23 @@ class Runtime:
         with secrets.open("rb") as handle:
             data = tomllib.load(handle)
         return bool(data.get("sources", {}).get("shop", {}).get("credentials"))
+
+    def landing_url(self) -> str:
+        """The marketing source's `bucket_url` (environment, then `.dlt/config.toml`)."""
+        configured = os.environ.get("SOURCES__MARKETING__BUCKET_URL")
+        if not configured:
+            with (self.project / ".dlt" / "config.toml").open("rb") as handle:
+                marketing = tomllib.load(handle).get("sources", {}).get("marketing", {})
+            configured = marketing.get("bucket_url", DEFAULT_LANDING)
+        return configured
+
+    def landing_dir(self) -> Path | None:
+        """The landing folder when it is local (the demo writes there), else None."""
+        url = self.landing_url()
+        if "://" in url and not url.startswith("file://"):
+            return None
+        path = Path(url.removeprefix("file://")).expanduser()
+        return path if path.is_absolute() else self.project / path
 
     def shop_url(self) -> str:
         """The shop source's URL: configured, or the demo database beside the warehouse."""

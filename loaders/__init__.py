@@ -9,6 +9,7 @@ from __future__ import annotations
 SOURCES: dict[str, str] = {
     "shop": "loaders.shop:shop",
     "payments": "loaders.payments:payments",
+    "marketing": "loaders.marketing:marketing",
 }
 
 

@@ -45,6 +45,12 @@ class LoadReport:
     resumed_load_ids: list[str] = field(default_factory=list)
     stops: list[stops.Stop] = field(default_factory=list)
     seconds: float = 0.0
+    # sources that quarantine rows (loaders/quarantine.py) fill these in their after_load
+    quarantine: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replayed: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    # a file whose column does not have the feed's declared type (its rows quarantined)
+    file_type_changes: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -65,6 +71,10 @@ class LoadReport:
             "status": "stopped" if self.stops else "success",
             "stops": [stop.as_dict() for stop in self.stops],
             "seconds": round(self.seconds, 3),
+            "quarantine": self.quarantine,
+            "replayed": self.replayed,
+            "skipped_files": self.skipped_files,
+            "file_type_changes": self.file_type_changes,
         }
 
 
@@ -88,6 +98,16 @@ def build_source(name: str, **overrides: Any) -> Any:
     module_name, function = SOURCES[name].split(":")
     factory = getattr(importlib.import_module(module_name), function)
     return factory(**overrides)
+
+
+def source_hook(name: str, hook: str) -> Callable[..., Any] | None:
+    """An optional function of the source's module, e.g. `after_load` or `replay`."""
+    return getattr(importlib.import_module(SOURCES[name].split(":")[0]), hook, None)
+
+
+def is_data_table(table: str) -> bool:
+    """dlt's own tables and a source's bookkeeping tables (`_elt_*`) are not loaded data."""
+    return not table.startswith(("_dlt", "_elt_"))
 
 
 def pipeline_for(
@@ -116,6 +136,7 @@ def run(
     source_overrides: dict[str, Any] | None = None,
     progress: Any = None,
     on_stage: Callable[[str], None] | None = None,
+    build: Callable[[Any], Any] | None = None,
 ) -> LoadReport:
     """Finish pending packages, then extract, normalize and load `source` once.
 
@@ -124,6 +145,8 @@ def run(
     (see loaders/schema_evolution.py), reported in `type_changes`. A source that stopped
     early on purpose (see loaders/stops.py) still has what it extracted loaded; its stops
     are in the report for the caller to act on.
+    `build(pipeline)` returns what to extract instead of the configured source (replay
+    uses it). A source module's `after_load(pipeline, report, overrides)` runs last.
     """
     started = time.monotonic()
     stage = on_stage or (lambda _name: None)
@@ -149,8 +172,11 @@ def run(
 
     stage("extracting")
     stops.take(source)  # forget stops of an earlier run in this process
-    dlt_source = build_source(source, **(source_overrides or {}))
-    changes = find_type_changes(dlt_source, known)
+    if build is not None:  # a replay of rows the source already knows: no new schema
+        dlt_source, changes = build(pipeline), []
+    else:
+        dlt_source = build_source(source, **(source_overrides or {}))
+        changes = find_type_changes(dlt_source, known)
     if changes and contract["data_type"] == "freeze":
         raise FrozenTypeChange(source, changes)
     if changes and contract["data_type"] != "evolve":
@@ -171,6 +197,10 @@ def run(
     stage("loading")
     _collect(report, normalized, pipeline.load(), known)
     report.stops = stops.take(source)
+    after_load = source_hook(source, "after_load")
+    if after_load is not None:
+        stage("bookkeeping")
+        after_load(pipeline, report, source_overrides)
     report.seconds = time.monotonic() - started
     return report
 
@@ -207,7 +237,7 @@ def _drop_not_null(client: Any, changes: list[TypeChange]) -> None:
 def _count_loaded_rows(report: LoadReport, pipeline: Any, load_ids: list[str]) -> None:
     """Rows a resumed package brought, counted in the warehouse (its normalize ran earlier)."""
     with pipeline.sql_client() as client:
-        for table in pipeline.default_schema.data_table_names():
+        for table in filter(is_data_table, pipeline.default_schema.data_table_names()):
             name = client.make_qualified_table_name(table)
             placeholders = ", ".join(["%s"] * len(load_ids))
             rows = client.execute_sql(
@@ -229,12 +259,12 @@ def _collect(
     """
     if normalize_info is not None:
         for table, count in normalize_info.row_counts.items():
-            if not table.startswith("_dlt"):
+            if is_data_table(table) and count:
                 report.rows[table] = report.rows.get(table, 0) + count
     for package in load_info.load_packages:
         report.load_ids.append(package.load_id)
         for table_name, table in (package.schema_update or {}).items():
-            if table_name.startswith("_dlt"):
+            if not is_data_table(table_name):
                 continue
             if table_name not in known:
                 if table_name not in report.new_tables:

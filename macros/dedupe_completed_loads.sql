@@ -14,7 +14,7 @@
 
     relation:       the raw table, as `source(...)`
     loads_relation: the dlt loads table of the same dataset, as `source(..., '_dlt_loads')`
-    key:            the primary key column
+    key:            the primary key column, or a list of columns for a composite key
     cursor:         the column whose latest value marks the current version
     where:          an optional extra predicate on the raw rows (see incremental_lookback_filter)
 -#}
@@ -26,12 +26,14 @@
     load_id='_dlt_load_id',
     where=none
 ) -%}
+    {%- set keys = [key] if key is string else key %}
     select ranked_rows.*
     from (
         select
             raw_rows.*,
             row_number() over (
-                partition by raw_rows.{{ key }}
+                partition by
+                {%- for column in keys %} raw_rows.{{ column }}{{ "," if not loop.last }}{% endfor %}
                 order by raw_rows.{{ cursor }} desc, raw_rows.{{ load_id }} desc
             ) as dlt_version_rank
         from {{ relation }} as raw_rows

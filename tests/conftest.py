@@ -67,6 +67,7 @@ def elt_environment(warehouse: Warehouse, shop_url: str, pipelines_dir: Path) ->
         "ELT_WAREHOUSE_URL": warehouse.url,
         "SOURCES__SHOP__CREDENTIALS": shop_url,
         "ELT_PIPELINES_DIR": str(pipelines_dir),
+        "SOURCES__MARKETING__BUCKET_URL": str(landing_dir(pipelines_dir)),
         "ELT_PROJECT_DIR": str(PROJECT),
         "DLT_PROJECT_DIR": str(PROJECT),
     }
@@ -86,6 +87,11 @@ def demo_payments_api(shop_url: str, env: dict[str, str]) -> Iterator[dict[str, 
             "SOURCES__PAYMENTS__BASE_URL": api.url,
             "SOURCES__PAYMENTS__TOKEN": "e2e-token",
         }
+
+
+def landing_dir(pipelines_dir: Path) -> Path:
+    """The marketing landing folder beside a test's dlt working dir (never the project's)."""
+    return pipelines_dir.with_name(pipelines_dir.name + "-landing")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""`elt demo`: seed the demo shop and its payments, run the demo payments API, or --tick."""
+"""`elt demo`: seed the demo shop, its payments and marketing files, run the demo payments
+API, or simulate activity with --tick."""
 
 from __future__ import annotations
 
@@ -24,14 +25,18 @@ from elt.warehouse import ensure_database
     help="Orders to seed.",
 )
 @click.option(
-    "--tick", is_flag=True, help="Simulate activity: new orders, updates, a soft delete, payments."
+    "--tick",
+    is_flag=True,
+    help="Simulate activity: new orders, updates, a soft delete, payments; the next day of"
+    " marketing files.",
 )
-@click.option("--reset", is_flag=True, help="Drop and reseed the demo shop database.")
+@click.option("--reset", is_flag=True, help="Drop and reseed the demo shop database and files.")
 @click.option("--stop", is_flag=True, help="Stop the demo payments API running in the background.")
 @format_option()
 def demo(orders: int, tick: bool, reset: bool, stop: bool, fmt: str) -> None:
     """Seed the demo shop database (on the warehouse's server unless configured elsewhere),
-    its payments, and run the demo payments API in the background."""
+    its payments and a few days of marketing files, and run the demo payments API in the
+    background."""
     from demo import payments, payments_api, shop
 
     runtime = Runtime()
@@ -52,16 +57,28 @@ def demo(orders: int, tick: bool, reset: bool, stop: bool, fmt: str) -> None:
     else:
         action, counts = "already seeded", shop.counts(url)
         counts.update(payments.counts(url) if payments.is_seeded(url) else payments.seed(url))
+    files_action, files = _marketing_files(runtime, url, tick=tick, reset=reset)
     api = None
     if not runtime.payments_configured():
         state, started = payments_api.ensure_running(runtime.home, url, _identity(url))
         api = {"url": state["url"], "pid": state["pid"], "started": started}
     if fmt == "json":
-        payload = {"command": "demo", "status": "success", "action": action, **counts}
+        payload = {
+            "command": "demo",
+            "status": "success",
+            "action": action,
+            **counts,
+            "marketing": {"action": files_action, **files},
+        }
         output.emit_json({**payload, **({"payments_api": api} if api else {})})
         return
     output.table(
         f"demo shop: {action}", ["what", "rows"], [(k, f"{v:,}") for k, v in counts.items()]
+    )
+    output.table(
+        f"demo marketing files: {files_action}",
+        ["what", "value"],
+        [(k, f"{v:,}" if isinstance(v, int) else v) for k, v in files.items()],
     )
     if api:
         verb = "started" if api["started"] else "running"
@@ -86,3 +103,19 @@ def _stop_api(pid: int | None, fmt: str) -> None:
         output.line(f"demo payments API stopped (pid {pid})")
     else:
         output.line("demo payments API was not running")
+
+
+def _marketing_files(runtime: Runtime, shop_url: str, *, tick: bool, reset: bool) -> tuple:
+    """Write the demo's marketing drops into the landing folder (a local one only)."""
+    from demo import marketing
+
+    landing = runtime.landing_dir()
+    if landing is None:
+        return "skipped (the landing folder is not local)", {}
+    if reset:
+        marketing.reset(landing)
+    if tick and marketing.is_seeded(landing):
+        return "tick", marketing.tick(landing, shop_url)
+    if not marketing.is_seeded(landing):
+        return "written", {"folder": str(landing), **marketing.seed(landing, shop_url)}
+    return "already written", {"folder": str(landing), "last_day": str(marketing.last_day(landing))}

@@ -61,10 +61,38 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
             reports.append(report)
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
-        render(reports, fmt, time.monotonic() - started)
+        breaches = quarantine_breaches(reports)
+        render(reports, fmt, time.monotonic() - started, failed=bool(breaches))
         stopped = [report for report in reports if report.stops]
         if stopped:
             raise describe_stop(stopped[0])
+        if breaches:
+            for breach_source, breach_feed, breach in breaches:
+                run.add_failure(
+                    f"{breach_source}.{breach_feed}",
+                    "quarantine",
+                    failures=breach["quarantined"],
+                    message=f"{breach['share']:.1%} of {breach['rows']:,} rows quarantined",
+                )
+            source, feed, stats = breaches[0]
+            raise DataError(
+                f"load {source}: feed {feed} quarantined {stats['quarantined']:,} of "
+                f"{stats['rows']:,} rows ({stats['share']:.1%}), above max_quarantine_share "
+                f"{stats['max_share']:.1%}"
+                + (f" (and {len(breaches) - 1} more feed(s))" if len(breaches) > 1 else ""),
+                hint=f"elt quarantine list --feed {feed}; fix the file or the feed's rules, "
+                f"then elt quarantine replay --feed {feed}",
+            )
+
+
+def quarantine_breaches(reports: list) -> list[tuple[str, str, dict]]:
+    """(source, feed, stats) of each feed whose quarantined share passed its threshold."""
+    return [
+        (report.source, feed, stats)
+        for report in reports
+        for feed, stats in sorted(report.quarantine.items())
+        if stats.get("exceeded")
+    ]
 
 
 class StageLog:
@@ -156,13 +184,13 @@ def describe_stop(report) -> UnavailableError:
     )
 
 
-def render(reports: list, fmt: str, seconds: float) -> None:
+def render(reports: list, fmt: str, seconds: float, *, failed: bool = False) -> None:
     stops = [stop for report in reports for stop in report.stops]
     if fmt == "json":
         output.emit_json(
             {
                 "command": "load",
-                "status": "failed" if stops else "success",
+                "status": "failed" if stops or failed else "success",
                 **({"cause": stops[0].cause} if stops else {}),
                 "seconds": round(seconds, 3),
                 "sources": [report.as_dict() for report in reports],
@@ -199,5 +227,35 @@ def render(reports: list, fmt: str, seconds: float) -> None:
                 f"{report.source}: finished {len(report.resumed_load_ids)} pending package(s)"
                 " left by an earlier run"
             )
+    render_quarantine(reports)
     total = sum(report.total_rows for report in reports)
     output.line(f"load: {total:,} rows from {len(reports)} source(s) in {output.seconds(seconds)}")
+
+
+def render_quarantine(reports: list) -> None:
+    """Per feed of the sources that quarantine: rows read, loaded, quarantined; and warnings."""
+    rows = [
+        (
+            report.source,
+            feed,
+            f"{stats['files']:,}",
+            f"{stats['rows']:,}",
+            f"{stats['loaded']:,}",
+            f"{stats['quarantined']:,}",
+            f"{stats['share']:.1%}" + (" > max" if stats["exceeded"] else ""),
+        )
+        for report in reports
+        for feed, stats in sorted(report.quarantine.items())
+    ]
+    if rows:
+        output.table(
+            "files", ["source", "feed", "files", "rows", "loaded", "quarantined", "share"], rows
+        )
+    for report in reports:
+        for skipped in report.skipped_files:
+            output.line(f"skipped {skipped['feed']} file {skipped['file']}: {skipped['reason']}")
+        for change in report.file_type_changes:
+            output.line(
+                f"type change in {change['feed']} file {change['file']}: column "
+                f"{change['column']} declared {change['declared']}, file has {change['found']}"
+            )

@@ -21,7 +21,7 @@ def test_help_imports_neither_dlt_nor_dbt():
 def test_help_lists_every_command_with_examples():
     result = run_elt("--help", env={})
     assert result.returncode == 0
-    for command in ("load", "transform", "test", "sql", "demo"):
+    for command in ("load", "transform", "test", "sql", "demo", "quarantine"):
         assert command in result.stdout
     assert "Examples:" in result.stdout
 

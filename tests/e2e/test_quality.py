@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import demo_payments_api, elt_environment, fresh_databases
+from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
 from support import PROJECT, execute, query, run_elt
 
-from demo import shop
+from demo import marketing, shop
 
 
 def project_copy(root: Path) -> Path:
@@ -35,10 +35,12 @@ def project_copy(root: Path) -> Path:
 def flow(server, tmp_path_factory):
     """A small shop, loaded and transformed once, with its own copy of the dbt project."""
     with fresh_databases(server) as (warehouse, shop_url):
-        env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
+        pipelines = tmp_path_factory.mktemp("pipelines")
+        env = elt_environment(warehouse, shop_url, pipelines)
         project = project_copy(tmp_path_factory.mktemp("project"))
         env |= {"ELT_PROJECT_DIR": str(project), "DLT_PROJECT_DIR": str(project)}
         shop.seed(shop_url, 300)
+        marketing.seed(landing_dir(pipelines), shop_url)  # `elt test` checks its freshness too
         with demo_payments_api(shop_url, env) as env:
             run_elt("load", env=env, check=True)
             run_elt("transform", env=env, check=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import demo_payments_api, elt_environment, fresh_databases
+from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
 from support import fetch, kill_a_load_midway, query, run_elt
 
-from demo import payments, shop
+from demo import marketing, payments, shop
 
 STAGING_KEYS = {
     "stg_shop__customers": "customer_id",
@@ -25,8 +25,10 @@ STAGING_KEYS = {
 @pytest.fixture(scope="module")
 def flow(server, tmp_path_factory):
     with fresh_databases(server) as (warehouse, shop_url):
-        env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
+        pipelines = tmp_path_factory.mktemp("pipelines")
+        env = elt_environment(warehouse, shop_url, pipelines)
         shop.seed(shop_url, 2_000)
+        marketing.seed(landing_dir(pipelines), shop_url)  # `elt test` checks its freshness too
         with demo_payments_api(shop_url, env) as env:
             yield warehouse, shop_url, env
 
@@ -96,6 +98,26 @@ def test_fct_orders_has_paid_refunded_and_unpaid_orders(flow):
     )
     statuses = {line.split(",")[0] for line in result.stdout.splitlines()[1:]}
     assert {"paid", "refunded", "unpaid"} <= statuses
+
+
+def test_marketing_performance_shows_spend_beside_attributed_revenue(flow):
+    warehouse, _, _ = flow
+    totals = query(
+        warehouse,
+        "select sum(spend), sum(sessions), sum(orders), sum(revenue)"
+        " from marts.rpt_marketing_performance",
+    )
+    spend, sessions, orders, revenue = totals[0]
+    staged = query(warehouse, "select count(*) from staging.stg_marketing__web_sessions")
+    assert spend > 0 and revenue > 0 and sessions == staged[0][0]
+    # each order a session points to counts once, cancelled ones excluded
+    attributed = query(
+        warehouse,
+        "select count(distinct s.order_id), sum(o.order_total)"
+        " from (select distinct order_id from staging.stg_marketing__web_sessions) as s"
+        " join marts.fct_orders as o on o.order_id = s.order_id where not o.is_cancelled",
+    )
+    assert (orders, revenue) == attributed[0]
 
 
 def test_staging_has_no_duplicates_and_matches_the_source(flow):

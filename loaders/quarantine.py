@@ -1,0 +1,217 @@
+"""Quarantine: rows a source could not load, kept with their reason and raw text.
+
+How a row gets to `elt_audit.quarantine`, exactly once:
+
+1. The source yields rejected rows into `raw_<source>._elt_quarantine`, and one row per
+   file read into `raw_<source>._elt_files`, in the same dlt load package as the good
+   rows. dlt loads the package as a unit and a run killed half way finishes it on the
+   next run, so good and rejected rows of a file arrive together or not at all.
+2. After every load, `publish` copies the rejected rows of completed loads into
+   `elt_audit.quarantine` (keyed by `quarantine_id`, so copying twice changes nothing),
+   marks rows superseded where a newer delivery of the same file was loaded, and
+   applies replay outcomes (`raw_<source>._elt_replays`). Publishing is idempotent:
+   a run killed between load and publish is caught up by the next one.
+
+`elt_audit.quarantine` is the table people and `elt quarantine` read; its `status` is
+open (waiting for a fix), replayed (loaded by `elt quarantine replay`) or superseded
+(a newer delivery of its file was loaded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+QUARANTINE_TABLE = "_elt_quarantine"
+FILES_TABLE = "_elt_files"
+REPLAYS_TABLE = "_elt_replays"
+BOOKKEEPING_PREFIX = "_elt_"  # raw tables that are not data: not counted as loaded rows
+
+AUDIT_SCHEMA = "elt_audit"
+AUDIT_TABLE = f"{AUDIT_SCHEMA}.quarantine"
+
+OPEN, REPLAYED, SUPERSEDED = "open", "replayed", "superseded"
+STATUSES = (OPEN, REPLAYED, SUPERSEDED)
+
+
+def _text(*names: str, nullable: bool = True) -> dict[str, dict[str, Any]]:
+    return {n: {"name": n, "data_type": "text", "nullable": nullable} for n in names}
+
+
+def _column(name: str, data_type: str, **extra: Any) -> dict[str, dict[str, Any]]:
+    return {name: {"name": name, "data_type": data_type, "nullable": True, **extra}}
+
+
+QUARANTINE_COLUMNS = {
+    **_text("quarantine_id", "feed", "file", "reason", nullable=False),
+    **_column("file_modified_at", "timestamp", timezone=True),
+    **_column("line", "bigint"),
+    **_text("raw_text", "raw_base64", "header"),
+}
+FILES_COLUMNS = {
+    **_text("feed", "file", "format", "status", nullable=False),
+    **_column("file_modified_at", "timestamp", timezone=True),
+    **_column("size_bytes", "bigint"),
+    **_column("rows_in", "bigint"),
+    **_column("rows_loaded", "bigint"),
+    **_column("rows_quarantined", "bigint"),
+    **_text("detail"),
+    **_column("type_changes", "json"),
+}
+REPLAYS_COLUMNS = {**_text("quarantine_id", "feed", "outcome", nullable=False), **_text("reason")}
+
+_DDL = f"""
+create schema if not exists {AUDIT_SCHEMA};
+create table if not exists {AUDIT_TABLE} (
+    quarantine_id text primary key,
+    source text not null,
+    feed text not null,
+    file text not null,
+    file_modified_at timestamptz,
+    line bigint,
+    reason text not null,
+    raw_text text,
+    raw_base64 text,
+    header text,
+    load_id text not null,
+    quarantined_at timestamptz not null default now(),
+    status text not null default '{OPEN}',
+    resolved_at timestamptz,
+    resolved_load_id text
+);
+create index if not exists quarantine_source_feed_status
+    on {AUDIT_TABLE} (source, feed, status);
+comment on table {AUDIT_TABLE} is
+    'Rows a loader could not load: reason, raw text, load id; status open|replayed|superseded';
+"""
+
+
+def quarantine_id(source: str, feed: str, file: str, modified_at: datetime, line: int) -> str:
+    """Stable id of one rejected row of one delivery of one file."""
+    key = f"{source}\x1f{feed}\x1f{file}\x1f{modified_at.isoformat()}\x1f{line}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def ensure_audit_table(client: Any) -> None:
+    client.execute_sql(_DDL)
+
+
+def _existing(client: Any, dataset: str, tables: Iterable[str]) -> set[str]:
+    rows = client.execute_sql(
+        "select table_name from information_schema.tables where table_schema = %s",
+        dataset,
+    )
+    return {row[0] for row in rows or []} & set(tables)
+
+
+def publish(client: Any, source: str, dataset: str) -> None:
+    """Bring `elt_audit.quarantine` up to date with the completed loads of `dataset`."""
+    ensure_audit_table(client)
+    present = _existing(client, dataset, (QUARANTINE_TABLE, FILES_TABLE, REPLAYS_TABLE))
+    completed = f"(select load_id from {dataset}._dlt_loads where status = 0)"
+    if QUARANTINE_TABLE in present:
+        client.execute_sql(
+            f"""
+            insert into {AUDIT_TABLE} (quarantine_id, source, feed, file, file_modified_at,
+                line, reason, raw_text, raw_base64, header, load_id)
+            select q.quarantine_id, %s, q.feed, q.file, q.file_modified_at, q.line, q.reason,
+                q.raw_text, q.raw_base64, q.header, q._dlt_load_id
+            from {dataset}.{QUARANTINE_TABLE} as q
+            where q._dlt_load_id in {completed}
+            on conflict (quarantine_id) do nothing
+            """,
+            source,
+        )
+    if FILES_TABLE in present:
+        client.execute_sql(
+            f"""
+            update {AUDIT_TABLE} as t
+            set status = '{SUPERSEDED}', resolved_at = now(), resolved_load_id = f._dlt_load_id
+            from {dataset}.{FILES_TABLE} as f
+            where t.source = %s and t.status = '{OPEN}'
+              and f.feed = t.feed and f.file = t.file and f.status = 'loaded'
+              and f.file_modified_at > t.file_modified_at
+              and f._dlt_load_id in {completed}
+            """,
+            source,
+        )
+    if REPLAYS_TABLE in present:
+        client.execute_sql(
+            f"""
+            update {AUDIT_TABLE} as t
+            set status = '{REPLAYED}', resolved_at = now(), resolved_load_id = r._dlt_load_id
+            from {dataset}.{REPLAYS_TABLE} as r
+            where t.source = %s and t.status = '{OPEN}' and r.outcome = 'loaded'
+              and r.quarantine_id = t.quarantine_id and r._dlt_load_id in {completed}
+            """,
+            source,
+        )
+        # rows a replay kept: the latest replay's reason (the rules may have changed)
+        client.execute_sql(
+            f"""
+            update {AUDIT_TABLE} as t
+            set reason = latest.reason
+            from (
+                select distinct on (r.quarantine_id) r.quarantine_id, r.reason
+                from {dataset}.{REPLAYS_TABLE} as r
+                where r.outcome = 'quarantined' and r._dlt_load_id in {completed}
+                order by r.quarantine_id, r._dlt_load_id desc
+            ) as latest
+            where t.source = %s and t.status = '{OPEN}'
+              and t.quarantine_id = latest.quarantine_id and t.reason <> latest.reason
+            """,
+            source,
+        )
+
+
+def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, Any]:
+    """Per feed: files, rows read, loaded and quarantined by these loads; skipped files;
+    declared columns whose type changed in a file."""
+    summary: dict[str, Any] = {"feeds": {}, "skipped_files": [], "type_changes": []}
+    if not load_ids or not _existing(client, dataset, (FILES_TABLE,)):
+        return summary
+    rows = client.execute_sql(
+        f"""
+        select feed, file, status, rows_in, rows_loaded, rows_quarantined, detail,
+               type_changes::text
+        from {dataset}.{FILES_TABLE}
+        where _dlt_load_id = any(%s)
+        order by feed, file_modified_at, file
+        """,
+        list(load_ids),
+    )
+    import json
+
+    for feed, file, status, rows_in, loaded, quarantined, detail, changes in rows or []:
+        if status != "loaded":
+            summary["skipped_files"].append({"feed": feed, "file": file, "reason": detail})
+            continue
+        stats = summary["feeds"].setdefault(
+            feed, {"files": 0, "rows": 0, "loaded": 0, "quarantined": 0}
+        )
+        stats["files"] += 1
+        stats["rows"] += rows_in or 0
+        stats["loaded"] += loaded or 0
+        stats["quarantined"] += quarantined or 0
+        for change in json.loads(changes) if changes else []:
+            summary["type_changes"].append({"feed": feed, "file": file, **change})
+    return summary
+
+
+def replay_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per feed: rows a replay loaded and rows it kept in quarantine."""
+    if not load_ids or not _existing(client, dataset, (REPLAYS_TABLE,)):
+        return {}
+    rows = client.execute_sql(
+        f"""
+        select feed, outcome, count(*) from {dataset}.{REPLAYS_TABLE}
+        where _dlt_load_id = any(%s) group by feed, outcome
+        """,
+        list(load_ids),
+    )
+    result: dict[str, dict[str, int]] = {}
+    for feed, outcome, count in rows or []:
+        result.setdefault(feed, {"loaded": 0, "quarantined": 0})[outcome] = count
+    return result
