@@ -130,7 +130,8 @@ def test_a_tick_reaches_the_marts_exactly(flow):
     changes = shop.tick(shop_url)
     payment_changes = payments.tick(shop_url)
     loaded = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
-    shop_rows, payment_rows = (source["rows"] for source in loaded["sources"])
+    by_source = {source["source"]: source["rows"] for source in loaded["sources"]}
+    shop_rows, payment_rows = by_source["shop"], by_source["payments"]
     assert shop_rows["orders"] == (
         changes["orders_inserted"] + changes["orders_updated"] + changes["orders_soft_deleted"]
     )
@@ -165,7 +166,11 @@ def test_a_load_killed_midway_is_finished_by_the_next_run(flow):
     run_elt("transform", env=env, check=True)
     assert_staging_matches_source(warehouse, shop_url)
     again = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
-    assert [source["total_rows"] for source in again["sources"]] == [0, 0]
+    assert {source["source"]: source["total_rows"] for source in again["sources"]} == {
+        "shop": 0,
+        "payments": 0,
+        "marketing": 0,
+    }
 
 
 def test_a_failing_dbt_test_exits_1_naming_the_test_and_its_failing_rows(flow):
@@ -201,7 +206,9 @@ def test_every_run_of_the_flow_is_audited_with_its_rows_and_failures(flow):
     first_load = recorded[-1]
     assert first_load["command"] == "load" and first_load["status"] == "success"
     tables = {model.removeprefix("stg_shop__") for model in STAGING_KEYS}
-    assert set(first_load["rows"]) == {f"raw_shop.{table}" for table in tables}
+    shop_tables = {table for table in first_load["rows"] if table.startswith("raw_shop.")}
+    assert shop_tables == {f"raw_shop.{table}" for table in tables}
+    assert {"raw_payments.payments", "raw_marketing.ad_spend"} <= set(first_load["rows"])
     # newest first: the failing `elt test` above, with its test and failing-row count
     last_test = next(run for run in recorded if run["command"] == "test")
     assert (last_test["status"], last_test["exit_code"]) == ("failed", 1)
