@@ -178,8 +178,9 @@ def test_every_run_of_the_flow_is_audited_with_its_rows_and_failures(flow):
     assert all(run["ended_at"] is not None for run in recorded)
     first_load = recorded[-1]
     assert first_load["command"] == "load" and first_load["status"] == "success"
-    tables = {model.removeprefix("stg_shop__") for model in STAGING_KEYS}
-    assert set(first_load["rows"]) == {f"raw_shop.{table}" for table in tables}
+    # `elt load` loads every registered source: the shop and the payments API
+    tables = {f"raw_shop.{model.removeprefix('stg_shop__')}" for model in STAGING_KEYS}
+    assert set(first_load["rows"]) == tables | {"raw_payments.payments", "raw_payments.refunds"}
     # newest first: the failing `elt test` above, with its test and failing-row count
     last_test = next(run for run in recorded if run["command"] == "test")
     assert (last_test["status"], last_test["exit_code"]) == ("failed", 1)
