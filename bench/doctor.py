@@ -6,13 +6,14 @@ answers, at most the per-check timeout more, and the rest of the report still co
 
     .venv/bin/python -m bench.doctor --runs 5 --timeout 5 --json doctor.json
 
-One run seeds a small demo shop in a fresh database `bench_doctor_shop`, loads it into
+One run seeds a small demo shop and its payments in a fresh database `bench_doctor_shop`,
+serves the payments on the demo payments API (in this process), loads both sources into
 `bench_doctor_wh` (on the embedded warehouse, or the server of `ELT_WAREHOUSE_URL`), then
 times `elt doctor --format json` as a subprocess (spawn to exit) in each scenario:
 
-- healthy: warehouse and shop answer;
+- healthy: warehouse, shop and payments API answer;
 - shop blackholed: the shop source's port accepts and never answers (a socket in here);
-- rest blackholed: a REST source `payments` configured on such a port, the rest healthy;
+- rest blackholed: the REST source `payments` pointed at such a port, the rest healthy;
 - warehouse blackholed: the warehouse itself never answers.
 
 Both databases are dropped at the end, also on failure. Nothing printed carries a secret.
@@ -37,12 +38,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from demo import shop
+from demo import payments, shop
+from demo.payments_api import PaymentsAPI
 from elt import warehouse as wh
 from elt.project import project_dir
 from elt.secrets import redact
 
 WAREHOUSE_DB, SHOP_DB = "bench_doctor_wh", "bench_doctor_shop"
+API_TOKEN = "bench-token"
 GOAL_HEALTHY_SECONDS = 2.0
 GOAL_BLACKHOLE_EXTRA_SECONDS = 1.5  # over the per-check timeout
 
@@ -150,16 +153,21 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="bench-doctor-") as tmp,
         databases(server()) as (warehouse, shop_url),
         blackhole() as silent,
+        contextlib.ExitStack() as stack,  # the demo API: stopped before the databases go
     ):
+        shop.seed(shop_url, args.orders)
+        payments.seed(shop_url)
+        api = stack.enter_context(PaymentsAPI(shop_url, API_TOKEN))
         base = {
             "ELT_WAREHOUSE_URL": warehouse.url,
             "SOURCES__SHOP__CREDENTIALS": shop_url,
+            "SOURCES__PAYMENTS__BASE_URL": api.url,
+            "SOURCES__PAYMENTS__TOKEN": API_TOKEN,
             "ELT_PIPELINES_DIR": str(Path(tmp) / "pipelines"),
             "ELT_PROJECT_DIR": str(project_dir()),
             "PYTHONPYCACHEPREFIX": cache.name,
         }
-        shop.seed(shop_url, args.orders)
-        _, loaded = elt(base, "load", "shop", "--format", "json")
+        _, loaded = elt(base, "load", "--format", "json")  # every registered source
         if loaded.returncode != 0:
             print(redact(loaded.stderr), file=sys.stderr)
             return 1
@@ -173,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
             "rest blackholed": {
                 **base,
                 "SOURCES__PAYMENTS__BASE_URL": f"http://127.0.0.1:{silent}/api",
-                "SOURCES__PAYMENTS__TOKEN": "bench-token",
             },
             "warehouse blackholed": {
                 **base,
@@ -192,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         if r["scenario"] != "healthy":
             goal = args.timeout + GOAL_BLACKHOLE_EXTRA_SECONDS
         r["goal_seconds"] = goal
-        r["goal_met"] = r["wall_median"] <= goal and len(r["sections"]) == 4
+        expected = [0] if r["scenario"] == "healthy" else [1]  # a healthy run is all OK
+        r["goal_met"] = (
+            r["wall_median"] <= goal and len(r["sections"]) == 4 and r["exit_codes"] == expected
+        )
         if not r["goal_met"]:
             missed.append(r["scenario"])
         print(

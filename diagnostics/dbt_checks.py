@@ -14,7 +14,8 @@ from diagnostics.results import Outcome, fail, ok, warn
 def freshness(
     ctx: Context, source: str, tables: list[dbt_meta.SourceTable], elt_source: str | None
 ) -> Outcome:
-    """dbt's source freshness computed here: max(loaded_at_field) against its thresholds."""
+    """dbt's source freshness computed here: the newest load time (loaded_at_field or a
+    loaded_at_query the doctor can compute) against its thresholds."""
     load_hint = f"`elt load {elt_source}`" if elt_source else f"`elt test -s source:{source}`"
     results = []
     with ctx.warehouse_connection() as conn:
@@ -22,13 +23,10 @@ def freshness(
             if not pg.relation_exists(conn, table.schema, table.table):
                 results.append((table, None, "missing"))
                 continue
-            if not table.loaded_at_field:
+            sql = table.newest_sql()
+            if sql is None:
                 continue
-            where = f" where {table.filter}" if table.filter and "{{" not in table.filter else ""
-            relation = pg.qualified(table.schema, table.table)
-            newest = pg.rows(conn, f"select max({table.loaded_at_field}) from {relation}{where}")[
-                0
-            ][0]
+            newest = pg.rows(conn, sql)[0][0]
             if newest is None:
                 results.append((table, None, "empty"))
                 continue

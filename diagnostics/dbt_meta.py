@@ -4,9 +4,12 @@ source freshness thresholds (sources YAML) and mart keys (manifest, else models 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from diagnostics import pg
 
 PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -21,6 +24,36 @@ class SourceTable:
     warn_after: float | None  # seconds
     error_after: float | None
     filter: str | None
+    loaded_at_query: str | None = None  # dbt's alternative to loaded_at_field
+
+    def newest_sql(self) -> str | None:
+        """SQL giving the table's newest load time as dbt's freshness computes it, or None
+        when it cannot be computed without dbt (a loaded_at_query of other Jinja)."""
+        relation = pg.qualified(self.schema, self.table)
+        if self.loaded_at_field:
+            where = f" where {self.filter}" if self.filter and "{{" not in self.filter else ""
+            return f"select max({self.loaded_at_field}) from {relation}{where}"
+        query = (self.loaded_at_query or "").strip()
+        if DLT_LOADED_AT.fullmatch(query):
+            return dlt_loaded_at_sql(self.schema, self.table)
+        if query and "{{" not in query and "{%" not in query:
+            return query
+        return None
+
+
+# macros/dlt_loaded_at.sql as a source's loaded_at_query, with its default arguments
+DLT_LOADED_AT = re.compile(r"\{\{-?\s*dlt_loaded_at\(\s*this\s*\)\s*-?\}\}")
+DLT_LOADS = "_dlt_loads"
+
+
+def dlt_loaded_at_sql(schema: str, table: str) -> str:
+    """What macros/dlt_loaded_at.sql renders to for `schema.table`: when the newest
+    completed dlt load that wrote rows to it finished (for _dlt_loads, the newest one)."""
+    sql = f"select max(inserted_at) from {pg.qualified(schema, DLT_LOADS)} where status = 0"
+    if table != DLT_LOADS:
+        rows = pg.qualified(schema, table)
+        sql += f" and load_id in (select _dlt_load_id from {rows})"
+    return sql
 
 
 @dataclass
@@ -65,6 +98,7 @@ def source_tables(project: Path) -> list[SourceTable]:
                 continue
             base_freshness = _get(source, "freshness")
             base_loaded_at = _get(source, "loaded_at_field")
+            base_query = _get(source, "loaded_at_query")
             for table in source.get("tables") or []:
                 if not isinstance(table, dict) or "name" not in table:
                     continue
@@ -73,16 +107,21 @@ def source_tables(project: Path) -> list[SourceTable]:
                 freshness = _get(table, "freshness") if overridden else base_freshness
                 if not freshness:
                     continue
+                # the table's own loaded_at_field or loaded_at_query wins over the source's
+                field, query = _get(table, "loaded_at_field"), _get(table, "loaded_at_query")
+                if not field and not query:
+                    field, query = base_loaded_at, base_query
                 found.append(
                     SourceTable(
                         source=source["name"],
                         schema=source.get("schema") or source["name"],
                         table=table.get("identifier") or table["name"],
                         name=table["name"],
-                        loaded_at_field=_get(table, "loaded_at_field") or base_loaded_at,
+                        loaded_at_field=field,
                         warn_after=_threshold(freshness.get("warn_after")),
                         error_after=_threshold(freshness.get("error_after")),
                         filter=freshness.get("filter"),
+                        loaded_at_query=None if field else query,
                     )
                 )
     return found

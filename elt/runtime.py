@@ -118,11 +118,13 @@ class Runtime:
             return True
         for name in ("secrets.toml", "config.toml"):
             path = self.project / ".dlt" / name
-            if path.exists():
+            try:
                 with path.open("rb") as handle:
                     section = tomllib.load(handle).get("sources", {}).get("payments", {})
-                if section.get("base_url"):
-                    return True
+            except (OSError, tomllib.TOMLDecodeError):
+                continue  # missing, or broken: the command reading it reports the error
+            if section.get("base_url"):
+                return True
         return False
 
     def _use_demo_payments_api(self) -> None:

@@ -38,7 +38,7 @@ def test_json_has_the_documented_shape_and_a_healthy_load_exits_0(loaded):
 
 def test_strict_makes_a_warning_exit_1(loaded):
     code, payload, stderr = doctor(loaded[2], "--strict")
-    assert payload["counts"]["WARN"] > 0  # no audit tables yet
+    assert by_id(payload)["data/transform"]["status"] == "WARN"  # loaded, never transformed
     assert code == 1 and payload["strict"] is True
     assert "WARN" in stderr.splitlines()[-1]
 
@@ -52,7 +52,13 @@ def test_source_narrows_to_that_sources_checks(loaded, api):
     env = {**loaded[2], **rest_env(f"http://127.0.0.1:{api.server_address[1]}/api")}
     _, payload, _ = doctor(env, "--source", "payments")
     assert {c["source"] for c in payload["checks"]} == {"payments"}
-    assert set(by_id(payload)) == {"config/source/payments", "connectivity/source/payments"}
+    data = {"last_load", "packages", "incomplete_loads", "cursor_state", "variant_columns"}
+    data |= {"quarantine", "row_counts", "freshness"}
+    assert set(by_id(payload)) == {
+        "config/source/payments",
+        "connectivity/source/payments",
+        *(f"data/payments/{name}" for name in data),
+    }
 
 
 def test_an_unknown_source_is_a_usage_error_exit_2(loaded):
@@ -75,8 +81,9 @@ def test_a_malformed_warehouse_url_is_a_configuration_failure_exit_2():
     assert "config/warehouse" in result.stderr and "postgresql://" in result.stderr
 
 
-def test_the_embedded_warehouse_not_running_fails_with_the_command_that_starts_it(tmp_path):
+def test_the_embedded_warehouse_not_running_fails_with_the_command_that_starts_it(tmp_path, api):
     env = {"ELT_PROJECT_DIR": str(copy_project(tmp_path))}  # no .elt/: nothing running there
+    env |= rest_env(f"http://127.0.0.1:{api.server_address[1]}/api")  # payments answers
     code, payload, _ = doctor(env, "--only", "connectivity", "--only", "config")
     checks = by_id(payload)
     assert code == 1
@@ -86,6 +93,7 @@ def test_the_embedded_warehouse_not_running_fails_with_the_command_that_starts_i
     assert 'elt sql "select 1"' in checks["connectivity/warehouse"]["hint"]
     # the demo shop database lives on that server: not checked, not reported twice
     assert checks["connectivity/source/shop"]["status"] == "SKIP"
+    assert checks["connectivity/source/payments"]["status"] == "OK"
 
 
 def test_help_lists_doctor_with_examples():

@@ -62,8 +62,8 @@ def add_run(
     return run_id
 
 
-def test_no_audit_tables_warn_no_audit_yet_with_the_command_creating_them(loaded):
-    _, _, env = loaded
+def test_no_audit_tables_warn_no_audit_yet_with_the_command_creating_them(elt_env):
+    env = elt_env  # a warehouse no elt command has run on
     for check_id, table, command in (
         ("data/transform", "runs", "`elt transform`"),
         ("data/test", "runs", "`elt transform`"),
@@ -74,6 +74,15 @@ def test_no_audit_tables_warn_no_audit_yet_with_the_command_creating_them(loaded
         assert result.status == "WARN", check_id
         assert result.detail == f"no audit yet: elt_audit.{table} does not exist"
         assert result.hint.startswith(command), result.hint
+
+
+def test_loads_recorded_but_no_transform_yet_warns_with_the_command(loaded):
+    _, _, env = loaded  # `elt load` records itself in elt_audit.runs
+    for check_id, command in (("data/transform", "transform"), ("data/test", "test")):
+        result = check(env, check_id)
+        assert result.status == "WARN", (check_id, result.detail)
+        assert result.detail == f"no `elt {command}` recorded yet"
+        assert result.hint == f"`elt {command}`"
 
 
 def test_a_successful_transform_is_ok_with_its_age(audit_env):

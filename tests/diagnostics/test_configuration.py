@@ -61,12 +61,13 @@ def test_a_dbt_project_whose_profile_is_missing_fails(project):
 
 def test_a_committed_secret_fails_naming_the_file_and_line_not_the_value(project):
     config = project / ".dlt" / "config.toml"
-    config.write_text(config.read_text() + '\n[sources.payments]\ntoken = "live-9f8e7d6c5b"\n')
+    block = "[sources.payments]\n"
+    config.write_text(config.read_text().replace(block, f'{block}token = "live-9f8e7d6c5b"\n'))
     git(project, "init", "-q")
     git(project, "add", ".")
     result = check(at(project), "config/secrets")
     assert result.status == "FAIL"
-    line = len(config.read_text().splitlines())
+    line = config.read_text().splitlines().index(block.strip()) + 2
     assert f".dlt/config.toml:{line} (token value)" in result.detail
     assert "live-9f8e7d6c5b" not in result.detail + result.hint
     assert "git rm --cached" in result.hint
@@ -112,45 +113,43 @@ def test_a_source_of_unknown_kind_fails_asking_for_kind():
 
 
 def test_a_source_configured_but_not_registered_warns():
-    env = {"SOURCES__PAYMENTS__BASE_URL": "http://x/api", "SOURCES__PAYMENTS__TOKEN": "t0k"}
-    result = check(env, "config/source/payments")
+    env = {"SOURCES__BILLING__BASE_URL": "http://x/api", "SOURCES__BILLING__TOKEN": "t0k"}
+    result = check(env, "config/source/billing")
     assert result.status == "WARN" and "not in loaders.SOURCES" in result.hint + result.detail
 
 
 def test_a_declared_dbt_package_not_installed_warns_with_dbt_deps(project):
-    (project / "dbt" / "packages.yml").write_text(
-        'packages:\n  - package: calogica/dbt_expectations\n    version: [">=0.10.0"]\n'
+    packages = project / "dbt" / "packages.yml"
+    packages.write_text(
+        packages.read_text() + '  - package: dbt-labs/dbt_utils\n    version: [">=1.0.0"]\n'
     )
     result = check(at(project), "config/dbt_packages")
-    assert result.status == "WARN" and "not installed: dbt_expectations" in result.detail
+    assert result.status == "WARN" and "not installed: dbt_utils" in result.detail
     assert "dbt deps" in result.hint
-    assert result.facts["dbt_expectations"] == "none"
+    # dbt_expectations has no hub install either, but elt installs its bundled subset
+    assert result.facts["missing"] == ["dbt_utils"]
+    assert result.facts["dbt_expectations"] == "bundled, not installed yet"
 
 
 def test_dbt_expectations_tests_without_hub_or_bundled_package_fail(project):
-    models = project / "dbt" / "models" / "marts" / "core" / "_core__models.yml"
-    models.write_text(
-        models.read_text().replace(
-            "          - unique\n", "          - unique\n          - dbt_expectations.expect_x\n", 1
-        )
-    )
+    # the models use dbt_expectations tests (the shop's sources YAML does)
+    shutil.rmtree(project / "dbt" / "packages_local" / "dbt_expectations")
     result = check(at(project), "config/dbt_packages")
     assert result.status == "FAIL" and "dbt_expectations" in result.detail
+    assert result.facts["dbt_expectations"] == "none"
 
 
 def test_dbt_expectations_is_told_hub_bundled_or_bundled_not_installed_yet(project):
+    from elt import dbt_packages
+
     dbt = project / "dbt"
-    local = dbt / "packages_local" / "dbt_expectations"
-    local.mkdir(parents=True)
-    (local / "dbt_project.yml").write_text("name: dbt_expectations\n")
     assert check(at(project), "config/dbt_packages").facts["dbt_expectations"] == (
         "bundled, not installed yet"
     )
-    installed = dbt / "dbt_packages" / "dbt_expectations"
-    shutil.copytree(local, installed)
-    assert check(at(project), "config/dbt_packages").facts["dbt_expectations"] == "hub"
-    (installed / ".elt-local-subset").write_text("digest\n")
+    (installed,) = dbt_packages.ensure_installed(dbt)  # what elt does before dbt runs
     assert check(at(project), "config/dbt_packages").facts["dbt_expectations"] == "bundled"
+    (installed.path / dbt_packages.MARKER).unlink()  # as `dbt deps` installs it
+    assert check(at(project), "config/dbt_packages").facts["dbt_expectations"] == "hub"
 
 
 # --- which kind a source is -----------------------------------------------------------

@@ -31,10 +31,15 @@ def changed(warehouse_url: str, change: str, undo: str):
 
 def test_a_fresh_load_is_healthy_in_every_dlt_check(loaded):
     _, _, env = loaded
-    for name in (*HEALTHY, "freshness"):
-        result = check(env, f"data/shop/{name}")
-        assert result.status == "OK", (name, result.detail)
+    for source in ("shop", "payments"):
+        for name in (*HEALTHY, "freshness"):
+            result = check(env, f"data/{source}/{name}")
+            assert result.status == "OK", (source, name, result.detail)
     assert "4 cursor(s) match" in check(env, "data/shop/cursor_state").detail
+    # the shop's freshness is load time (its sources YAML's loaded_at_query), computed for
+    # every table: four tables and dlt's load log
+    freshness = check(env, "data/shop/freshness")
+    assert [t["status"] for t in freshness.facts["tables"]] == ["pass"] * 5, freshness.facts
 
 
 def test_a_source_never_loaded_fails_last_load_with_the_load_command(elt_env):
