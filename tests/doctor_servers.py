@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import demo_payments_api, elt_environment, fresh_databases
+from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
 from doctor_support import API_TOKEN, PASSWORD
 from support import run_elt
 
-from demo import shop
+from demo import marketing, shop
 
 
 @pytest.fixture
@@ -147,11 +147,14 @@ def password_server(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def loaded(server, tmp_path_factory):
     """A warehouse holding one completed load of every registered source (no dbt run): a
-    small demo shop, and the demo payments from the demo API, which keeps answering. Shared
+    small demo shop, the demo marketing files, and the demo payments from the demo API,
+    which keeps answering. Shared
     by the doctor's tests: a test that changes it puts it back."""
     with fresh_databases(server) as (warehouse, shop_url):
-        env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
+        pipelines = tmp_path_factory.mktemp("pipelines")
+        env = elt_environment(warehouse, shop_url, pipelines)
         shop.seed(shop_url, 300)
+        marketing.seed(landing_dir(pipelines), shop_url)
         with demo_payments_api(shop_url, env) as env:
             run_elt("load", env=env, check=True)
             yield warehouse, shop_url, env

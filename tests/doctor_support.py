@@ -53,6 +53,7 @@ def landing(tmp_path: Path, names: list[str]) -> Path:
     folder = tmp_path / "landing"
     folder.mkdir(exist_ok=True)
     for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text("a,b\n1,2\n")
     return folder
 

@@ -225,10 +225,12 @@ def files_env(folder) -> dict[str, str]:
 
 
 def test_files_source_reports_files_waiting_since_the_last_load(elt_env, warehouse, tmp_path):
-    # its own warehouse: it creates raw_marketing
-    folder = landing(tmp_path, ["old.csv", "new_1.csv", "new_2.csv", "notes.txt"])
+    # its own warehouse: it creates raw_marketing. The files match the configured ad_spend
+    # feed's glob (ad_spend/*.csv); notes.txt matches no feed and is not counted
+    names = ["ad_spend/old.csv", "ad_spend/new_1.csv", "ad_spend/new_2.csv", "notes.txt"]
+    folder = landing(tmp_path, names)
     an_hour_ago = time.time() - 3600
-    os.utime(folder / "old.csv", (an_hour_ago - 600, an_hour_ago - 600))
+    os.utime(folder / "ad_spend" / "old.csv", (an_hour_ago - 600, an_hour_ago - 600))
     execute(
         warehouse.url,
         "create schema raw_marketing; create table raw_marketing._dlt_loads (load_id varchar,"
