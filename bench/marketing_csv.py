@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import suppress
 from datetime import date, timedelta
@@ -40,6 +39,7 @@ from typing import Any
 import psutil
 from psycopg2 import sql
 
+from bench.shop_load import PeakRss
 from elt import warehouse as wh
 from elt.project import project_dir
 
@@ -123,33 +123,6 @@ def copy_baseline(server: wh.Warehouse, csv_path: Path) -> tuple[float, int]:
         return time.perf_counter() - started, rows
     finally:
         conn.close()
-
-
-class PeakRss:
-    """Polls the summed RSS of a process and its descendants every 50 ms; keeps the peak."""
-
-    def __init__(self, pid: int) -> None:
-        self.root, self.peak = psutil.Process(pid), 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            with suppress(psutil.NoSuchProcess):
-                for process in [self.root, *self.root.children(recursive=True)]:
-                    with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                        total += process.memory_info().rss
-            self.peak = max(self.peak, total)
-            self._stop.wait(0.05)
 
 
 def elt_load(server: wh.Warehouse, database: str, landing: Path, work: Path, cache: Path) -> dict:
