@@ -5,18 +5,17 @@ UV := .elt/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-doctor clean setup
+.PHONY: demo test bench bench-marketing bench-doctor clean setup
 
 setup: $(VENV)/.synced
-
-# bytecode is compiled at install: this machine sets PYTHONDONTWRITEBYTECODE, and every
-# `elt` start would otherwise recompile ~1000 modules (bench/README.md)
 
 # uv itself comes from PyPI into a private venv, so nothing but Python is assumed
 $(UV):
 	$(PYTHON) -m venv .elt/uv
 	.elt/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# bytecode is compiled at install: these machines set PYTHONDONTWRITEBYTECODE, and every
+# `elt` start would otherwise recompile ~1000 modules (bench/README.md)
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
@@ -34,12 +33,11 @@ test: setup
 bench: setup
 	$(BIN)/python -m bench.shop_load
 
+bench-marketing: setup
+	$(BIN)/python -m bench.marketing_csv --rows 1000000 --bad-every 1000 --repeat 3
+
 bench-doctor: setup
 	$(BIN)/python -m bench.doctor --runs 5
 
 clean:
 	rm -rf $(VENV) .elt/uv .elt/pipelines dbt/target dbt/logs
-
-.PHONY: bench-marketing
-bench-marketing: setup
-	$(BIN)/python -m bench.marketing_csv --rows 1000000 --bad-every 1000 --repeat 3
