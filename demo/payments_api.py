@@ -463,7 +463,12 @@ def ensure_running(
 
 
 def stop(home: Path) -> int | None:
-    """Stop the background API; its pid, or None when none was running."""
+    """Stop the background API; its pid, or None when none was running.
+
+    The state file stays: it says where the demo API was, so `elt doctor` reports it
+    down (a connectivity FAIL with the command that starts it) rather than unconfigured.
+    `running()` tells a stopped API by its pid; `elt demo` writes the file anew.
+    """
     path = state_path(home)
     try:
         pid = json.loads(path.read_text()).get("pid")
@@ -480,7 +485,6 @@ def stop(home: Path) -> int | None:
         except psutil.TimeoutExpired:
             process.kill()
         stopped = pid
-    path.unlink(missing_ok=True)
     return stopped
 
 
@@ -519,12 +523,8 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(target=api.stop, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _shutdown)
-    try:
-        api.serve_forever()
-    finally:
-        with contextlib.suppress(OSError):
-            if json.loads(args.state.read_text()).get("pid") == os.getpid():
-                args.state.unlink()
+    # the state file outlives the process: it tells `elt doctor` where the API was
+    api.serve_forever()
 
 
 if __name__ == "__main__":

@@ -101,8 +101,16 @@ def test_demo_runs_the_api_ticks_payments_and_stops_it(elt_env, tmp_path):
         stopped = json.loads(run_elt("demo", "--stop", "--format", "json", env=env).stdout)
     assert stopped["pid"] == pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert not state_path(tmp_path / ".elt").exists()
+    assert state_path(tmp_path / ".elt").exists()  # where it was: the doctor reads it
     after = run_elt("load", "payments", env=env)
     assert after.returncode == 2
     assert "the demo payments API is not running" in after.stderr
     assert "elt demo" in after.stderr
+    # on-call: the stopped demo API is a connectivity FAIL with a hint, exit 1, not a config error
+    doctor = run_elt(
+        "doctor", "--only", "connectivity", "--source", "payments", "--format", "json", env=env
+    )
+    assert doctor.returncode == 1, doctor.stderr
+    checks = {check["id"]: check for check in json.loads(doctor.stdout)["checks"]}
+    assert checks["connectivity/source/payments"]["status"] == "FAIL"
+    assert checks["connectivity/source/payments"]["hint"]
