@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from doctor_support import API_TOKEN, PASSWORD, by_id, check, doctor, landing, rest_env
 from support import execute
+
+from elt.embedded import SYSTEM_USER
 
 pytest_plugins = ["doctor_servers"]
 
@@ -263,12 +269,44 @@ def test_files_source_with_a_missing_landing_folder_fails(env, tmp_path):
     assert result.hint.startswith(f"`mkdir -p {tmp_path / 'nope'}`")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: permissions cannot fail")
-def test_files_source_with_an_unreadable_landing_folder_fails(env, tmp_path):
-    folder = landing(tmp_path, ["a.csv"])
+def test_files_source_with_an_unreadable_landing_folder_fails(env, tmp_path_factory):
+    """Root reads any folder, so as root the check runs in a forked child that has dropped
+    to the unprivileged user the embedded server runs as, on a folder that user can reach."""
+    base = Path(tempfile.mkdtemp(prefix="elt-unreadable-"))
+    base.chmod(0o755)
+    folder = landing(base, ["a.csv"])
     folder.chmod(0o000)
     try:
-        result = check({**env, **files_env(folder)}, "connectivity/source/marketing")
+        status, detail = _as_unprivileged_user(
+            lambda: check({**env, **files_env(folder)}, "connectivity/source/marketing")
+        )
     finally:
         folder.chmod(0o755)
-    assert result.status == "FAIL" and "not readable" in result.detail
+    assert status == "FAIL" and "not readable" in detail, detail
+
+
+def _as_unprivileged_user(run) -> tuple[str, str]:
+    """(status, detail) of `run()`, in a child without root's rights when we are root."""
+    if os.geteuid() != 0:
+        result = run()
+        return str(result.status), result.detail
+    entry = pwd.getpwnam(SYSTEM_USER)
+    run()  # as root first: every module the check imports lazily is loaded before the fork
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root for good, check, report through the pipe
+        try:
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            result = run()
+            os.write(write_end, json.dumps([str(result.status), result.detail]).encode())
+        except BaseException as exc:  # reported, so the parent fails with the cause
+            os.write(write_end, json.dumps(["ERROR", f"{type(exc).__name__}: {exc}"]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        payload = reader.read()
+    os.waitpid(pid, 0)
+    return tuple(json.loads(payload))
