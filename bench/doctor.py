@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.shop_load import drop_database, fresh_database
 from demo import payments, shop
 from demo.payments_api import PaymentsAPI
 from elt import warehouse as wh
@@ -80,24 +81,15 @@ def server() -> wh.Warehouse:
     return wh.resolve(project_dir())
 
 
-def admin(warehouse: wh.Warehouse, statement: str) -> None:
-    conn = warehouse.connect(database="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(statement)
-    conn.close()
-
-
 @contextlib.contextmanager
 def databases(warehouse: wh.Warehouse) -> Iterator[tuple[wh.Warehouse, str]]:
     for name in (WAREHOUSE_DB, SHOP_DB):
-        admin(warehouse, f'drop database if exists "{name}" with (force)')
-        admin(warehouse, f'create database "{name}"')
+        fresh_database(warehouse, name)
     try:
         yield dataclasses.replace(warehouse, database=WAREHOUSE_DB), warehouse.url_for(SHOP_DB)
     finally:
         for name in (WAREHOUSE_DB, SHOP_DB):
-            admin(warehouse, f'drop database if exists "{name}" with (force)')
+            drop_database(warehouse, name)
 
 
 def elt(env: dict[str, str], *args: str) -> tuple[float, subprocess.CompletedProcess]:

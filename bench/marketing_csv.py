@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from psycopg2 import sql
 
-from bench.shop_load import PeakRss
+from bench.shop_load import PeakRss, drop_database, fresh_database, settle
 from elt import warehouse as wh
 from elt.project import project_dir
 
@@ -80,31 +79,6 @@ def write_csv(path: Path, rows: int, bad_every: int = 0) -> int:
         if batch:
             out.write("\n".join(batch) + "\n")
     return bad
-
-
-def admin(server: wh.Warehouse, statement: Any) -> None:
-    conn = server.connect(database="postgres")
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
-def fresh_database(server: wh.Warehouse, name: str) -> None:
-    drop_database(server, name)
-    admin(server, sql.SQL("create database {}").format(sql.Identifier(name)))
-
-
-def drop_database(server: wh.Warehouse, name: str) -> None:
-    admin(server, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def settle(server: wh.Warehouse) -> None:
-    """A checkpoint, so one step's dirty pages are not written during the next one."""
-    with suppress(Exception):
-        admin(server, "checkpoint")
 
 
 def copy_baseline(server: wh.Warehouse, csv_path: Path) -> tuple[float, int]:
