@@ -60,24 +60,29 @@ class Runtime:
                     "(no hub version installed; `elt deps` tries the dbt hub)"
                 )
 
+    def source_setting(self, source: str, key: str) -> str | None:
+        """A source's setting as dlt finds it: environment, then `.dlt/secrets.toml`, then
+        `.dlt/config.toml`. A missing or broken file is skipped: the command reading it
+        reports the error."""
+        value = os.environ.get(f"SOURCES__{source.upper()}__{key.upper()}")
+        if value:
+            return value
+        for name in ("secrets.toml", "config.toml"):
+            try:
+                with (self.project / ".dlt" / name).open("rb") as handle:
+                    section = tomllib.load(handle).get("sources", {}).get(source, {})
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            if section.get(key):
+                return section[key]
+        return None
+
     def shop_credentials_configured(self) -> bool:
-        if os.environ.get("SOURCES__SHOP__CREDENTIALS"):
-            return True
-        secrets = self.project / ".dlt" / "secrets.toml"
-        if not secrets.exists():
-            return False
-        with secrets.open("rb") as handle:
-            data = tomllib.load(handle)
-        return bool(data.get("sources", {}).get("shop", {}).get("credentials"))
+        return self.source_setting("shop", "credentials") is not None
 
     def landing_url(self) -> str:
-        """The marketing source's `bucket_url` (environment, then `.dlt/config.toml`)."""
-        configured = os.environ.get("SOURCES__MARKETING__BUCKET_URL")
-        if not configured:
-            with (self.project / ".dlt" / "config.toml").open("rb") as handle:
-                marketing = tomllib.load(handle).get("sources", {}).get("marketing", {})
-            configured = marketing.get("bucket_url", DEFAULT_LANDING)
-        return configured
+        """The marketing source's `bucket_url`, or the default landing folder."""
+        return self.source_setting("marketing", "bucket_url") or DEFAULT_LANDING
 
     def landing_dir(self) -> Path | None:
         """The landing folder when it is local (the demo writes there), else None."""
@@ -90,11 +95,7 @@ class Runtime:
     def shop_url(self) -> str:
         """The shop source's URL: configured, or the demo database beside the warehouse."""
         self.prepare_dlt()
-        configured = os.environ.get("SOURCES__SHOP__CREDENTIALS")
-        if configured:
-            return configured
-        with (self.project / ".dlt" / "secrets.toml").open("rb") as handle:
-            return tomllib.load(handle)["sources"]["shop"]["credentials"]
+        return self.source_setting("shop", "credentials")
 
     # ---- the payments source: the demo API `elt demo` runs, unless configured ----
 
@@ -114,18 +115,7 @@ class Runtime:
 
     @cached_property
     def _payments_configured(self) -> bool:
-        if os.environ.get(PAYMENTS_URL_ENV):
-            return True
-        for name in ("secrets.toml", "config.toml"):
-            path = self.project / ".dlt" / name
-            try:
-                with path.open("rb") as handle:
-                    section = tomllib.load(handle).get("sources", {}).get("payments", {})
-            except (OSError, tomllib.TOMLDecodeError):
-                continue  # missing, or broken: the command reading it reports the error
-            if section.get("base_url"):
-                return True
-        return False
+        return self.source_setting("payments", "base_url") is not None
 
     def _use_demo_payments_api(self) -> None:
         """Point the payments source at the running demo API (its URL and its token)."""
