@@ -41,9 +41,9 @@ from typing import Any
 from bench.shop_load import drop_database, fresh_database
 from demo import payments, shop
 from demo.payments_api import PaymentsAPI
-from elt import warehouse as wh
-from elt.project import project_dir
-from elt.secrets import redact
+from runtime import warehouse as wh
+from runtime.project import project_dir
+from runtime.secrets import redact
 
 WAREHOUSE_DB, SHOP_DB = "bench_doctor_wh", "bench_doctor_shop"
 API_TOKEN = "bench-token"

@@ -39,8 +39,8 @@ from typing import Any
 import psutil
 
 from bench.shop_load import PeakRss, drop_database, fresh_database, settle
-from elt import warehouse as wh
-from elt.project import project_dir
+from runtime import warehouse as wh
+from runtime.project import project_dir
 
 COPY_DB, ELT_DB, WARMUP_DB = "bench_marketing_copy", "bench_marketing_elt", "bench_marketing_warm"
 HEADER = "spend_date,campaign_id,channel,impressions,clicks,spend,currency"

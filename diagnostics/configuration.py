@@ -11,7 +11,7 @@ from typing import Any
 from diagnostics.context import Context
 from diagnostics.results import Outcome, fail, ok, warn
 from diagnostics.sources import SourceSpec
-from elt.secrets import known_secrets
+from runtime.secrets import known_secrets
 
 RECHECK = "`elt doctor --only config`"
 

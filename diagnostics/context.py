@@ -14,7 +14,7 @@ from diagnostics import pg
 from diagnostics.project_config import ProjectConfig
 from diagnostics.results import Skipped
 from diagnostics.sources import SourceSpec
-from elt.warehouse import Warehouse
+from runtime.warehouse import Warehouse
 
 HEAVY = 3  # budget multiplier of checks that scan whole tables
 WAREHOUSE_CONNECTIONS = 8  # at most this many doctor connections to the warehouse at once

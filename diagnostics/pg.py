@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from elt.secrets import redact
+from runtime.secrets import redact
 
 
 def io_timeout(budget: float) -> float:

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from diagnostics.results import Outcome, Result, Skipped, Status
-from elt.secrets import redact
+from runtime.secrets import redact
 
 
 @dataclass

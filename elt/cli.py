@@ -19,7 +19,7 @@ from elt.commands.quarantine import quarantine
 from elt.commands.runs import runs
 from elt.commands.sql import sql
 from elt.commands.transform import test, transform
-from elt.errors import EltError
+from runtime.errors import EltError
 
 EPILOG = """\b
 Examples:
@@ -41,6 +41,7 @@ Examples:
 def cli(ctx: click.Context, debug: bool) -> None:
     """A dbt-centric ELT: dlt loads raw data, dbt models it, elt runs and checks both."""
     ctx.obj = {"debug": debug}
+    output.route_runtime_logs()
 
 
 for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from elt import output
-from elt.errors import ConfigError
+from runtime.errors import ConfigError
 
 # dbt events worth a line on stderr while a command runs
 _PROGRESS_EVENTS = {

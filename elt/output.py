@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -12,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from elt.secrets import redact
+from runtime.secrets import redact
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -57,3 +58,17 @@ def error(message: str, hint: str | None = None) -> None:
 
 def seconds(value: float) -> str:
     return f"{value:.1f}s"
+
+
+class _ToStderr(logging.Handler):
+    """runtime/ logs to the `elt` logger (it prints nothing itself); the CLI shows it here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log(record.getMessage())
+
+
+def route_runtime_logs() -> None:
+    logger = logging.getLogger("elt")
+    if not any(isinstance(handler, _ToStderr) for handler in logger.handlers):
+        logger.addHandler(_ToStderr())
+        logger.propagate = False

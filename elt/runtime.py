@@ -12,8 +12,8 @@ from functools import cached_property
 from pathlib import Path
 
 from elt import dbt_packages, output
-from elt import warehouse as wh
-from elt.project import project_dir
+from runtime import warehouse as wh
+from runtime.project import project_dir
 
 DEMO_SHOP_DATABASE = "shop"
 PAYMENTS_URL_ENV = "SOURCES__PAYMENTS__BASE_URL"

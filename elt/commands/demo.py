@@ -10,7 +10,7 @@ import click
 from elt import output
 from elt.options import format_option
 from elt.runtime import DEMO_SHOP_DATABASE, Runtime
-from elt.warehouse import ensure_database
+from runtime.warehouse import ensure_database
 
 
 @click.command(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from elt import dbt_packages, output
-from elt.errors import EltError
 from elt.options import format_option
 from elt.runtime import Runtime
+from runtime.errors import EltError
 
 
 @click.command(

@@ -15,8 +15,8 @@ from typing import Any
 import click
 
 from elt import output
-from elt.errors import ConfigError, DataError
 from elt.options import format_option
+from runtime.errors import ConfigError, DataError
 
 SECTIONS = ("system", "config", "connectivity", "data")
 JSON_SHAPE_VERSION = 1
@@ -104,9 +104,9 @@ def build_context(timeout: float | None):
     from diagnostics import project_config
     from diagnostics.context import Context
     from diagnostics.sources import configured_sources
-    from elt import embedded
-    from elt import warehouse as wh
     from elt.runtime import DEMO_SHOP_DATABASE, Runtime
+    from runtime import embedded
+    from runtime import warehouse as wh
 
     runtime = Runtime()
     config = project_config.load(runtime.project)

@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from elt import output
-from elt.audit import audited
-from elt.errors import ConfigError, DataError, EltError, UnavailableError
 from elt.options import format_option
 from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
+from runtime.audit import audited
+from runtime.errors import ConfigError, DataError, EltError, UnavailableError
 
 
 @click.command(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from elt import output
-from elt.errors import ConfigError
 from elt.options import format_option
 from elt.runtime import Runtime
 from loaders import quarantine as q
+from runtime.errors import ConfigError
 
 RAW_WIDTH = 80
 

@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from elt import output
-from elt.audit import recent_runs
 from elt.options import format_option
 from elt.runtime import Runtime
+from runtime.audit import recent_runs
 
 
 @click.command(

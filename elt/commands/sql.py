@@ -8,8 +8,8 @@ import sys
 import click
 
 from elt import output
-from elt.errors import ConfigError
 from elt.runtime import Runtime
+from runtime.errors import ConfigError
 
 
 @click.command(

@@ -7,11 +7,11 @@ from typing import Any
 import click
 
 from elt import output
-from elt.audit import Run, audited
 from elt.dbt_runner import DbtRun, NodeResult, invoke, manifest_graph, parse
-from elt.errors import DataError
 from elt.options import format_option, select_option
 from elt.runtime import Runtime
+from runtime.audit import Run, audited
+from runtime.errors import DataError
 
 _FAILED = {"error", "fail", "runtime error"}
 

@@ -14,7 +14,7 @@ import pytest
 from doctor_support import API_TOKEN, PASSWORD, by_id, check, doctor, landing, rest_env
 from support import execute
 
-from elt.embedded import SYSTEM_USER
+from runtime.embedded import SYSTEM_USER
 
 pytest_plugins = ["doctor_servers"]
 

@@ -21,10 +21,10 @@ from support import PROJECT, execute, fetch, query
 
 from demo import payments, shop
 from demo.payments_api import PaymentsAPI
-from elt.warehouse import Warehouse
 from loaders import pipeline
 from loaders.payments.paginator import PaginationError
 from loaders.payments.responses import EndpointHTTPError, UnexpectedContent
+from runtime.warehouse import Warehouse
 
 TOKEN = "test-token-7f3a9c"
 PAGE_SIZE = 5

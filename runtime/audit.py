@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from elt import output
-from elt.errors import ConfigError, EltError
-from elt.secrets import redact
+from runtime.errors import ConfigError, EltError
+from runtime.secrets import redact
+
+log = logging.getLogger("elt")
 
 RUN_ID_ENV = "ELT_RUN_ID"
 SCHEMA = "elt_audit"
@@ -116,7 +118,7 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
             )
         return True
     except psycopg2.Error as exc:
-        output.log(f"audit: run not recorded ({_first_line(exc)})")
+        log.warning(f"audit: run not recorded ({_first_line(exc)})")
         return False
     finally:
         conn.close()
@@ -128,7 +130,7 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
     try:
         conn = warehouse.connect()
     except ConfigError as exc:
-        output.log(f"audit: end of run {run.run_id} not recorded ({exc})")
+        log.warning(f"audit: end of run {run.run_id} not recorded ({exc})")
         return
     try:
         conn.autocommit = True
@@ -146,7 +148,7 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
                 ),
             )
     except psycopg2.Error as exc:
-        output.log(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
+        log.warning(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
     finally:
         conn.close()
 

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from elt.errors import ConfigError
+from runtime.errors import ConfigError
 
 SYSTEM_USER = "embedded_postgres"
 # A dev warehouse: durable against a crashed process, not fsync-bound on every commit.

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from elt.errors import ConfigError
-from elt.secrets import redact
+from runtime.errors import ConfigError
+from runtime.secrets import redact
 
 URL_ENV = "ELT_WAREHOUSE_URL"
 DEFAULT_DATABASE = "warehouse"
@@ -115,7 +115,7 @@ def resolve(project_dir: Path, *, start: bool = True) -> Warehouse:
     url = os.environ.get(URL_ENV, "").strip()
     if url:
         return parse_url(url)
-    from elt import embedded
+    from runtime import embedded
 
     port = embedded.ensure_running(project_dir) if start else embedded.port(project_dir)
     if port is None:
