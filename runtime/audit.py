@@ -104,7 +104,7 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
 
 def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
     """Insert the 'running' row; an unreachable warehouse is the command's error too."""
-    import psycopg2
+    from runtime import engines
 
     conn = warehouse.connect()
     try:
@@ -117,7 +117,7 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
                 (run.run_id, run.command, json.dumps(args)),
             )
         return True
-    except psycopg2.Error as exc:
+    except engines.errors(warehouse) as exc:
         log.warning(f"audit: run not recorded ({_first_line(exc)})")
         return False
     finally:
@@ -125,7 +125,7 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
 
 
 def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | None) -> None:
-    import psycopg2
+    from runtime import engines
 
     try:
         conn = warehouse.connect()
@@ -147,7 +147,7 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
                     run.run_id,
                 ),
             )
-    except psycopg2.Error as exc:
+    except engines.errors(warehouse) as exc:
         log.warning(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
     finally:
         conn.close()
@@ -155,11 +155,12 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
 
 def recent_runs(warehouse: Any, *, limit: int, command: str | None = None) -> list[dict[str, Any]]:
     """The latest runs, newest first; none before the first audited command."""
-    conn = warehouse.connect()
+    from runtime import engines
+
+    conn = engines.read_only(warehouse)
     try:
         with conn.cursor() as cur:
-            cur.execute("select to_regclass(%s)", (f"{SCHEMA}.runs",))
-            if cur.fetchone()[0] is None:
+            if not engines.relation_exists(cur, SCHEMA, "runs"):
                 return []
             cur.execute(
                 "select run_id, command, args, started_at, ended_at, status, exit_code, rows,"
