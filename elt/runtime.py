@@ -152,9 +152,8 @@ class Runtime:
         """A files source's `bucket_url` when it is a local folder, else None."""
         url = self.source_setting(source, "bucket_url")
         if url is None:
-            url = (self.source_defaults(start=False, warehouse=None).get(source) or {}).get("settings", {}).get(
-                "bucket_url"
-            )
+            default = self.source_defaults(start=False, warehouse=None).get(source) or {}
+            url = (default.get("settings") or {}).get("bucket_url")
         if not url or ("://" in url and not url.startswith("file://")):
             return None
         path = Path(url.removeprefix("file://")).expanduser()

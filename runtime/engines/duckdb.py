@@ -247,8 +247,8 @@ class Cursor:
             timer = threading.Timer(self.conn.timeout, self.conn.raw.interrupt)
             timer.start()
         try:
-            self._result = self.conn.raw.execute(sql, params) if params else self.conn.raw.execute(
-                sql
+            self._result = (
+                self.conn.raw.execute(sql, params) if params else self.conn.raw.execute(sql)
             )
         finally:
             if timer:
