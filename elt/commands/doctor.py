@@ -131,9 +131,19 @@ def build_context(timeout: float | None):
         warehouse=warehouse,
         warehouse_problem=problem,
         warehouse_misconfigured=misconfigured,
-        warehouse_data_dir=embedded.pgdata(runtime.project) if not url_set else None,
+        warehouse_data_dir=_data_dir(runtime.project, warehouse, url_set),
         source_defaults=defaults,
     )
+
+
+def _data_dir(project, warehouse, url_set: bool):
+    """Where the warehouse keeps its data on this machine (for disk space), if it does."""
+    from runtime import embedded
+
+    file = getattr(warehouse, "path", None)  # a file engine (DuckDB)
+    if file is not None:
+        return file.parent
+    return embedded.pgdata(project) if not url_set else None
 
 
 def exit_code(results: list, *, strict: bool) -> int:
