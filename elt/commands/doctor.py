@@ -105,7 +105,7 @@ def build_context(timeout: float | None):
     from diagnostics.context import Context
     from diagnostics.sources import configured_sources
     from elt.runtime import Runtime
-    from runtime import embedded, engines
+    from runtime import engines
 
     runtime = Runtime()
     config = project_config.load(runtime.project)
