@@ -108,12 +108,14 @@ class Runtime:
         return hook(self.project, warehouse, start=start, is_set=self.configured) or {}
 
     def defaults_for_unset(self, *, start: bool = True, warehouse: Any = _OWN) -> dict[str, dict]:
-        """Per source, the fallback settings of the keys the user did not set."""
+        """Per source the hook knows, the fallback settings of the keys the user did not set
+        (empty: the hook has none now, e.g. the server they live on is not running)."""
         found: dict[str, dict[str, Any]] = {}
         for source, default in self.source_defaults(start=start, warehouse=warehouse).items():
+            found[source] = {}
             for key, value in (default.get("settings") or {}).items():
                 if not self.configured(source, key):
-                    found.setdefault(source, {})[key] = value
+                    found[source][key] = value
         return found
 
     def prepare_dlt(self) -> None:
