@@ -56,7 +56,7 @@ class Context:
     warehouse_problem: tuple[str, str] | None = None
     warehouse_misconfigured: bool = False  # the problem is the setting, not the server
     warehouse_data_dir: Path | None = None  # local data directory (embedded), for disk space
-    # per source, settings elt falls back on (the demo shop database beside the warehouse)
+    # per source, settings elt falls back on (from the defaults hook, e.g. the demo's)
     source_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     _probe: Once | None = field(default=None, repr=False)
     _connections: threading.BoundedSemaphore = field(

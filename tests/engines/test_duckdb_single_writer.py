@@ -9,9 +9,8 @@ import sys
 import time
 
 import pytest
-from support import run_elt
-
 from conftest import PROJECT
+from support import run_elt
 
 HOLDER = """
 import sys, time

@@ -14,9 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT, _drop_database
 from support import execute
 
-from conftest import PROJECT, _drop_database
 from runtime.warehouse import ensure_database
 
 PACKAGE = '''"""The `inventory` source: the stock table of a warehouse-management database."""
