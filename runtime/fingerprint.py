@@ -101,3 +101,26 @@ def differences(left: dict[str, dict], right: dict[str, dict]) -> list[str]:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m runtime.fingerprint [SCHEMA]`: the fingerprint of the warehouse
+    ELT_WAREHOUSE_URL names (the embedded one where unset), as JSON on stdout."""
+    import sys
+
+    from runtime import engines
+    from runtime.project import project_dir
+
+    args = sys.argv[1:] if argv is None else argv
+    warehouse = engines.resolve(project_dir())
+    conn = engines.read_only(warehouse, timeout=600)
+    try:
+        found = fingerprint(conn, args[0] if args else "marts")
+    finally:
+        conn.close()
+    summary = {table: {"rows": f["rows"], "checksum": f["checksum"]} for table, f in found.items()}
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
