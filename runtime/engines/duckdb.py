@@ -48,6 +48,11 @@ class DuckDBWarehouse:
     embedded: bool = False  # no embedded server to start: the file is the warehouse
 
     @property
+    def password(self) -> str:
+        """None: file permissions guard the file (callers that mask passwords ask)."""
+        return ""
+
+    @property
     def url(self) -> str:
         return f"duckdb:///{self.path}"
 

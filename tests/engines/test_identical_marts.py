@@ -8,6 +8,8 @@ warehouse has its own dlt working directory and state.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
 from support import run_elt
@@ -71,3 +73,28 @@ def test_elt_test_passes_on_each_engine(flow, engine):
     _, envs = flow
     result = run_elt("test", env=envs[engine])
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_doctor_on_duckdb_finds_nothing_failing(flow):
+    _, envs = flow
+    result = run_elt("doctor", "--format", "json", env=envs["duckdb"])
+    checks = {check["id"]: check for check in json.loads(result.stdout)["checks"]}
+    failing = {key: check["detail"] for key, check in checks.items() if check["status"] == "FAIL"}
+    assert failing == {}
+    assert "duckdb" in checks["connectivity/warehouse"]["detail"]
+    assert checks["data/mart_keys"]["status"] == "OK"
+
+
+def test_runs_sql_and_quarantine_read_the_duckdb_warehouse(flow):
+    _, envs = flow
+    env = envs["duckdb"]
+    runs = json.loads(run_elt("runs", "--format", "json", env=env, check=True).stdout)
+    assert [run["status"] for run in runs if run["command"] == "load"] == ["success", "success"]
+    count = run_elt(
+        "sql", "select count(*) as n from marts.fct_orders", "--format", "json", env=env, check=True
+    )
+    assert json.loads(count.stdout)[0]["n"] > 600
+    listed = run_elt("quarantine", "list", "--format", "json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    written = run_elt("sql", "create table marts.nope (n integer)", env=env)
+    assert written.returncode == 2 and "read-only" in written.stderr.lower()
