@@ -3,7 +3,8 @@ must be identical (runtime/fingerprint.py), and `elt test` must pass on both.
 
 One shop database, one payments API and one landing folder feed both warehouses, so the
 two see the very same source rows (seed, load, transform, tick, load, transform); each
-warehouse has its own dlt working directory and state.
+warehouse has its own dlt working directory and state. The elt processes run in a time
+zone far from UTC, so a date taken in the session's zone would show.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def flow(server, tmp_path_factory):
         pg_env = {
             **elt_environment(pg_warehouse, shop_url, root / "pg-pipelines"),
             "SOURCES__MARKETING__BUCKET_URL": str(landing),
+            # a machine far from UTC: dates in marts must come from UTC instants anyway
+            "TZ": "Pacific/Auckland",
+            "PGTZ": "Pacific/Auckland",
         }
         duck_env = {
             **pg_env,
