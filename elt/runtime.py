@@ -143,6 +143,7 @@ class Runtime:
         subsets where none is installed."""
         os.environ.update(self.warehouse.dbt_env())
         os.environ["DBT_TARGET"] = engines.dbt_target(self.warehouse)
+        os.environ.update(engines.of(self.warehouse).SESSION_ENV)
         for package in dbt_packages.ensure_installed(self.dbt_dir):
             if package.installed_now:
                 output.log(

@@ -11,6 +11,7 @@ An engine module provides:
 - `read_only(warehouse, timeout)`: a DB-API connection for sql/runs/doctor/quarantine list
 - `Error`: the driver's base exception; `relation_exists(cur, schema, table)`
 - `NO_SERVER`: doctor checks that need a server (version, TLS, roles, disk of pgdata)
+- `SESSION_ENV`: environment the dbt it invokes needs (sessions in UTC)
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ NO_SERVER: dict[str, str] = {
     "connections": "DuckDB has no server connections: one process writes the file",
     "latency": "DuckDB is in-process: no round trip to measure",
 }
+SESSION_ENV: dict[str, str] = {}  # UTC sessions: `settings: timezone` in dbt/profiles.yml
 _JSON_ALIAS = "create type if not exists jsonb as json"
 
 

@@ -12,6 +12,9 @@ from typing import Any
 SCHEMES = ("postgresql", "postgres")
 DBT_TARGET = "warehouse"
 NO_SERVER: dict[str, str] = {}  # every doctor check applies
+# dbt's sessions in UTC from the first statement: unit tests run no pre-hook, and a
+# PGTZ far from UTC would otherwise move the dates they derive from instants
+SESSION_ENV = {"PGTZ": "UTC"}
 
 
 def resolve(url: str, project_dir: Path | None, *, start: bool = True) -> Any:
