@@ -2,10 +2,11 @@
     on-run-end: one row per node result in elt_audit.dbt_results, so run history outlives
     dbt's target/ folder. `run_id` ties the rows to elt_audit.runs (elt sets ELT_RUN_ID for
     the dbt it invokes; null when dbt runs on its own). Sources are named
-    `<source>.<table>`, as elt names them. The table is created on first use.
+    `<source>.<table>`, as elt names them. The table is created on first use. Not on
+    Spark: its elt_audit is a DuckDB file beside the lake (runtime/engines/spark.py).
 -#}
 {% macro elt_audit_dbt_results(results) -%}
-    {%- if execute and results -%}
+    {%- if execute and results and target.type != 'spark' -%}
         {%- set relation = api.Relation.create(
             database=target.database, schema='elt_audit', identifier='dbt_results'
         ) -%}

@@ -30,6 +30,7 @@ URL_ENV = "ELT_WAREHOUSE_URL"
 ENGINES: dict[str, str] = {
     "postgres": "runtime.engines.postgres",
     "duckdb": "runtime.engines.duckdb",
+    "spark": "runtime.engines.spark",
 }
 
 
@@ -45,7 +46,8 @@ def engine_for_url(url: str) -> str:
             return name
     raise ConfigError(
         f"{URL_ENV}: unknown warehouse scheme {scheme!r}",
-        hint="use postgresql://user:password@host:5432/warehouse or duckdb:///path/to/file.duckdb",
+        hint="use postgresql://user:password@host:5432/warehouse, duckdb:///path/to/file.duckdb"
+        " or spark://host:7077?lake=/path/to/lake",
     )
 
 
