@@ -5,7 +5,7 @@ UV := .elt/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench bench-marketing bench-doctor bench-engines clean setup
+.PHONY: demo test test-spark bench-spark bench bench-marketing bench-doctor bench-engines clean setup
 
 setup: $(VENV)/.synced
 
@@ -29,6 +29,16 @@ demo: setup
 # the suite includes lint (tests/test_lint.py: ruff, sqlfluff with the dbt templater)
 test: setup
 	$(BIN)/pytest
+
+# the Spark flow on a local standalone cluster (README "Running on Spark"): the optional
+# extra is installed here only; the marker keeps these tests out of `make test`
+test-spark: setup
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON) --extra spark
+	$(BIN)/pytest -m spark
+
+bench-spark: setup
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON) --extra spark
+	$(BIN)/python -m bench.spark --orders 20000
 
 bench: setup
 	$(BIN)/python -m bench.shop_load

@@ -94,6 +94,11 @@ class Context:
         if self.warehouse is None:
             detail, hint = self.warehouse_problem or ("no warehouse", "set ELT_WAREHOUSE_URL")
             return WarehouseProbe(False, detail, hint)
+        from runtime import engines
+
+        cluster_probe = getattr(engines.of(self.warehouse), "probe", None)
+        if cluster_probe is not None:  # a cluster asked over HTTP (Spark): no session started
+            return WarehouseProbe(**cluster_probe(self.warehouse, self.io_timeout))
         where = self.warehouse_name
         started = time.monotonic()
         try:

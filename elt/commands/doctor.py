@@ -140,7 +140,7 @@ def _data_dir(project, warehouse, url_set: bool):
     """Where the warehouse keeps its data on this machine (for disk space), if it does."""
     from runtime import embedded
 
-    file = getattr(warehouse, "path", None)  # a file engine (DuckDB)
+    file = getattr(warehouse, "path", None) or getattr(warehouse, "lake", None)  # DuckDB, Spark
     if file is not None:
         return file.parent
     return embedded.pgdata(project) if not url_set else None

@@ -56,6 +56,7 @@ AUDIT_SCHEMA = "elt_audit"
 _READ_ONLY = re.compile(r"^\s*(select|with|show|describe|desc|explain|values)\b", re.I)
 _AUDIT = re.compile(rf"\b{AUDIT_SCHEMA}\b", re.I)
 _NAMED = re.compile(r"%\((\w+)\)s")
+_URL_HINT = "use spark://HOST:7077?lake=/path/to/lake (optionally &warehouse=/path&webui=8080)"
 
 
 class SparkError(Exception):
@@ -71,6 +72,7 @@ class SparkWarehouse:
     lake: Path
     warehouse_dir: Path
     metastore: Path
+    webui_port: int = 8080
     conf: tuple[tuple[str, str], ...] = field(default=())
     engine: str = "spark"
     embedded: bool = False
@@ -85,7 +87,8 @@ class SparkWarehouse:
     @property
     def url(self) -> str:
         query = [f"lake={self.lake}", f"warehouse={self.warehouse_dir}"]
-        query += [f"metastore={self.metastore}", *(f"{k}={v}" for k, v in self.conf)]
+        query += [f"metastore={self.metastore}", f"webui={self.webui_port}"]
+        query += [f"{k}={v}" for k, v in self.conf]
         return f"{self.master}?{'&'.join(query)}"
 
     @property
@@ -113,7 +116,7 @@ def resolve(url: str, project_dir: Path | None, *, start: bool = True) -> SparkW
     if not parts.hostname or not parts.port or not query.get("lake"):
         raise ConfigError(
             f"ELT_WAREHOUSE_URL: a Spark URL names the master and the lake, got {url!r}",
-            hint="use spark://HOST:7077?lake=/path/to/lake (optionally &warehouse=/path)",
+            hint=_URL_HINT,
         )
 
     def folder(value: str) -> Path:
@@ -125,18 +128,22 @@ def resolve(url: str, project_dir: Path | None, *, start: bool = True) -> SparkW
     lake = folder(query.pop("lake"))
     warehouse_dir = folder(query.pop("warehouse", str(lake.parent / "warehouse")))
     metastore = folder(query.pop("metastore", str(lake.parent / "metastore")))
+    webui = query.pop("webui", "8080")
     unknown = [key for key in query if not key.startswith("spark.")]
     if unknown:
         raise ConfigError(
             f"ELT_WAREHOUSE_URL: unknown Spark URL parameter {unknown[0]!r}",
-            hint="known: lake, warehouse, metastore, and spark.* settings",
+            hint="known: lake, warehouse, metastore, webui, and spark.* settings",
         )
+    if not webui.isdigit():
+        raise ConfigError(f"ELT_WAREHOUSE_URL: webui={webui!r} is not a port", hint=_URL_HINT)
     return SparkWarehouse(
         host=parts.hostname,
         port=parts.port,
         lake=lake,
         warehouse_dir=warehouse_dir,
         metastore=metastore,
+        webui_port=int(webui),
         conf=tuple(sorted(query.items())),
     )
 
@@ -153,11 +160,39 @@ def require_extra() -> None:
 
 
 def dlt_destination(warehouse: SparkWarehouse) -> Any:
-    """dlt's filesystem destination on the lake: parquet files, one folder per table."""
+    """dlt's filesystem destination on the lake: parquet files, one folder per table.
+
+    Its SQL client (DuckDB views over the lake's files, which the loaders' bookkeeping
+    uses: `elt_audit.quarantine` is published through it) keeps its tables in the audit
+    file instead of in memory, so the quarantine outlives the load.
+    """
     import dlt
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+    from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
+    from dlt.destinations.impl.filesystem.sql_client import FilesystemSqlClient
+
+    audit = _audit(warehouse)
+    audit.path.parent.mkdir(parents=True, exist_ok=True)
+
+    class LakeClient(FilesystemClient):
+        @property
+        def sql_client(self) -> Any:
+            if not self._sql_client:
+                cache = DuckDbCredentials(str(audit.path))
+                self._sql_client = FilesystemSqlClient(self, self.dataset_name, cache)
+            return self._sql_client
+
+        @sql_client.setter
+        def sql_client(self, client: Any) -> None:
+            self._sql_client = client
+
+    class Lake(dlt.destinations.filesystem):
+        @property
+        def client_class(self) -> type:
+            return LakeClient
 
     warehouse.lake.mkdir(parents=True, exist_ok=True)
-    return dlt.destinations.filesystem(bucket_url=warehouse.lake.as_uri())
+    return Lake(bucket_url=warehouse.lake.as_uri(), destination_name="filesystem")
 
 
 def error_class() -> Any:
@@ -169,6 +204,40 @@ def error_class() -> Any:
 
 def read_only(warehouse: SparkWarehouse, *, timeout: float) -> Connection:
     return Connection(warehouse, timeout=timeout)
+
+
+def probe(warehouse: SparkWarehouse, timeout: float) -> dict[str, Any]:
+    """The doctor's warehouse check without starting a session (a minute on a busy
+    machine): the master's JSON status page (workers alive, cores) and the lake folder."""
+    import urllib.request
+
+    where = f"{warehouse.master} (web UI :{warehouse.webui_port})"
+    page = f"http://{warehouse.host}:{warehouse.webui_port}/json/"
+    try:
+        with urllib.request.urlopen(page, timeout=timeout) as response:
+            status = json.load(response)
+    except (OSError, ValueError) as exc:
+        return {
+            "ok": False,
+            "detail": f"{where}: master unreachable ({_first_line(exc)})",
+            "hint": "start the master, or fix host, port and webui= in ELT_WAREHOUSE_URL",
+        }
+    workers = [w for w in status.get("workers", []) if w.get("state") == "ALIVE"]
+    cores = sum(int(w.get("cores", 0)) for w in workers)
+    detail = f"{where}: {status.get('status', '?')}, {len(workers)} worker(s) alive, {cores} cores"
+    version = _version()
+    if status.get("status") != "ALIVE" or not workers:
+        return {"ok": False, "detail": detail, "hint": "start a worker for the master"}
+    if not os.access(warehouse.lake, os.R_OK | os.X_OK) and warehouse.lake.exists():
+        return {"ok": False, "detail": f"{detail}; lake {warehouse.lake} not readable",
+                "hint": "fix the lake folder's permissions"}  # fmt: skip
+    return {"ok": True, "detail": f"{detail}, lake {warehouse.lake}", "version": version}
+
+
+def _version() -> str:
+    import pyspark
+
+    return f"Spark {pyspark.__version__}"
 
 
 # ---- the session: configured here, the lake registered --------------------------------

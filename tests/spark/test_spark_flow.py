@@ -111,3 +111,21 @@ def test_runs_lists_the_spark_loads_and_transforms(flow):
         statuses.setdefault(run["command"], []).append(run["status"])
     assert statuses["load"] == ["success", "success"]
     assert statuses["transform"][-2:] == ["success", "success"]
+
+
+def test_quarantine_lists_the_same_rejected_rows_on_spark_as_on_postgres(flow):
+    listed = {}
+    for engine, env in flow.items():
+        result = run_elt("quarantine", "list", "--format", "json", env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        listed[engine] = sorted(row["quarantine_id"] for row in json.loads(result.stdout)["rows"])
+    assert listed["spark"] == listed["postgres"] != []
+
+
+def test_doctor_on_spark_sees_the_master_its_worker_and_the_lake(flow, cluster):
+    result = run_elt("doctor", "--format", "json", env=flow["spark"], timeout=SPARK_TIMEOUT)
+    checks = {check["id"]: check for check in json.loads(result.stdout)["checks"]}
+    warehouse = checks["connectivity/warehouse"]
+    assert warehouse["status"] == "OK", warehouse
+    assert cluster.master in warehouse["detail"] and "1 worker(s) alive" in warehouse["detail"]
+    assert "lake" in warehouse["detail"]
