@@ -174,12 +174,18 @@ def dlt_destination(warehouse: SparkWarehouse) -> Any:
     audit = _audit(warehouse)
     audit.path.parent.mkdir(parents=True, exist_ok=True)
 
+    class LakeSqlClient(FilesystemSqlClient):
+        def open_connection(self) -> Any:
+            connection = super().open_connection()
+            self.create_views_for_all_tables()  # listed in information_schema from the start
+            return connection
+
     class LakeClient(FilesystemClient):
         @property
         def sql_client(self) -> Any:
             if not self._sql_client:
                 cache = DuckDbCredentials(str(audit.path))
-                self._sql_client = FilesystemSqlClient(self, self.dataset_name, cache)
+                self._sql_client = LakeSqlClient(self, self.dataset_name, cache)
             return self._sql_client
 
         @sql_client.setter
@@ -268,6 +274,7 @@ def session_config(warehouse: SparkWarehouse) -> dict[str, str]:
         "spark.sql.ansi.enabled": "false",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.network.timeout": "600s",
+        "spark.scheduler.mode": "FAIR",  # dbt's threads submit models side by side
         **dict(warehouse.conf),
     }
 
@@ -417,7 +424,7 @@ class Cursor:
         self._audit_cursor = None
         if not _READ_ONLY.match(sql):
             raise SparkError("Spark: elt sql is read-only (select, with, show, describe)")
-        sql = _information_schema(self.conn.spark, _backquoted(sql))
+        sql = _information_schema(self.conn.spark, _backquoted(sql), params)
         frame = self._run(_bind(sql, params))
         self.description = [Column(f.name, f.dataType.typeName()) for f in frame.schema.fields]
         self._rows = [_row(row) for row in frame]
@@ -517,27 +524,30 @@ def _backquoted(sql: str) -> str:
 _INFO = re.compile(r"\binformation_schema\.(tables|columns)\b", re.I)
 
 
-def _information_schema(spark: Any, sql: str) -> str:
+def _information_schema(spark: Any, sql: str, params: Any) -> str:
     """Spark has no information_schema: the two views callers read (tables, columns),
-    built from the catalog as temporary views, once per session."""
+    built from the catalog as temporary views, of the schemas named in the parameters
+    where one is (a catalog lookup per table: the raw schemas are many tables)."""
     if not _INFO.search(sql):
         return sql
-    if not spark.catalog.tableExists("elt_information_schema_columns"):
-        tables, columns = [], []
-        for database in spark.catalog.listDatabases():
-            for table in spark.catalog.listTables(database.name):
-                if table.isTemporary:
-                    continue
-                tables.append((database.name, table.name, table.tableType))
-                for column in spark.catalog.listColumns(table.name, database.name):
-                    columns.append((database.name, table.name, column.name, column.dataType))
-        spark.createDataFrame(
-            tables or [("", "", "")], "table_schema string, table_name string, table_type string"
-        ).where("table_name != ''").createOrReplaceTempView("elt_information_schema_tables")
-        spark.createDataFrame(
-            columns or [("", "", "", "")],
-            "table_schema string, table_name string, column_name string, data_type string",
-        ).where("table_name != ''").createOrReplaceTempView("elt_information_schema_columns")
+    values = params.values() if isinstance(params, dict) else (params or ())
+    databases = [d.name for d in spark.catalog.listDatabases()]
+    named = [d for d in databases if d in values] or databases
+    tables, columns = [], []
+    for database in named:
+        for table in spark.catalog.listTables(database):
+            if table.isTemporary:
+                continue
+            tables.append((database, table.name, table.tableType))
+            for column in spark.catalog.listColumns(table.name, database):
+                columns.append((database, table.name, column.name, column.dataType))
+    spark.createDataFrame(
+        tables or [("", "", "")], "table_schema string, table_name string, table_type string"
+    ).where("table_name != ''").createOrReplaceTempView("elt_information_schema_tables")
+    spark.createDataFrame(
+        columns or [("", "", "", "")],
+        "table_schema string, table_name string, column_name string, data_type string",
+    ).where("table_name != ''").createOrReplaceTempView("elt_information_schema_columns")
     return _INFO.sub(lambda m: f"elt_information_schema_{m.group(1).lower()}", sql)
 
 

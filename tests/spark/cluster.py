@@ -48,8 +48,10 @@ def spark_home() -> Path:
 
 
 @contextlib.contextmanager
-def local_cluster(workdir: Path, *, memory: str = "1g", timeout: float = 300) -> Iterator[Cluster]:
-    """A master and one worker (1 core, `memory`) until the block ends; logs in `workdir`."""
+def local_cluster(
+    workdir: Path, *, cores: int = 2, memory: str = "1g", timeout: float = 300
+) -> Iterator[Cluster]:
+    """A master and one worker (`cores`, `memory`) until the block ends; logs in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(port=free_port(), webui_port=free_port())
     env = {
@@ -64,7 +66,7 @@ def local_cluster(workdir: Path, *, memory: str = "1g", timeout: float = 300) ->
     commands = [
         [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
          "--port", str(cluster.port), "--webui-port", str(cluster.webui_port)],
-        [spark_class, "org.apache.spark.deploy.worker.Worker", "--cores", "1", "--memory",
+        [spark_class, "org.apache.spark.deploy.worker.Worker", "--cores", str(cores), "--memory",
          memory, "--host", "127.0.0.1", "--webui-port", str(free_port()), cluster.master],
     ]  # fmt: skip
     processes: list[subprocess.Popen] = []

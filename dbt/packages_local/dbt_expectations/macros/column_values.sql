@@ -115,6 +115,15 @@
     ) }}
 {%- endmacro %}
 
+{#- Spark: regexp_instr takes no position or occurrence; rlike is a partial match (Java
+    regular expressions); 'g' means nothing here, 'i' becomes the (?i) flag -#}
+{% macro spark__regexp_instr(source_value, regexp, position, occurrence, is_raw, flags) -%}
+    {%- set prefix = '(?i)' if 'i' in (flags or '') else '' -%}
+    {{ return(
+        'case when ' ~ source_value ~ " rlike '" ~ prefix ~ regexp ~ "' then 1 else 0 end"
+    ) }}
+{%- endmacro %}
+
 {#- Postgres regular expressions need no raw-string escaping; 'g' means nothing here -#}
 {% macro postgres__regexp_instr(source_value, regexp, position, occurrence, is_raw, flags) -%}
     {%- set flags = (flags or '').replace('g', '') -%}
