@@ -10,7 +10,7 @@ Where the data lives:
   tables are external tables over the lake folders, dropped and created again at the
   start of every session (the columns a new load added appear; dropping an external
   table leaves its files);
-- the **audit** (`elt_audit.runs`, `elt_audit.quarantine`): a DuckDB file beside the lake
+- the **audit** (`elt_audit.runs`): a DuckDB file beside the lake
   (`<lake>/../audit.duckdb`), written by one elt process at a time. Spark tables are
   append-only parquet (no UPDATE without Delta), and starting a Spark session for every
   `elt load` would cost a minute; a DuckDB file costs nothing and has the same SQL the
@@ -24,7 +24,8 @@ the URL as a query parameter (`&spark.executor.memory=4g`).
 What Spark cannot do that elt does elsewhere: a Derby metastore admits one process at a
 time (a second elt command waits for nothing: it fails in one line); `elt sql` is
 read-only by statement kind (no roles); dbt node results are not copied to
-`elt_audit.dbt_results` (they stay in dbt/target/run_results.json).
+`elt_audit.dbt_results` (they stay in dbt/target/run_results.json); rejected rows stay in
+the lake (`raw_<source>._elt_quarantine`), not published to `elt_audit.quarantine`.
 """
 
 from __future__ import annotations
@@ -160,45 +161,11 @@ def require_extra() -> None:
 
 
 def dlt_destination(warehouse: SparkWarehouse) -> Any:
-    """dlt's filesystem destination on the lake: parquet files, one folder per table.
-
-    Its SQL client (DuckDB views over the lake's files, which the loaders' bookkeeping
-    uses: `elt_audit.quarantine` is published through it) keeps its tables in the audit
-    file instead of in memory, so the quarantine outlives the load.
-    """
+    """dlt's filesystem destination on the lake: parquet files, one folder per table."""
     import dlt
-    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-    from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
-    from dlt.destinations.impl.filesystem.sql_client import FilesystemSqlClient
-
-    audit = _audit(warehouse)
-    audit.path.parent.mkdir(parents=True, exist_ok=True)
-
-    class LakeSqlClient(FilesystemSqlClient):
-        def open_connection(self) -> Any:
-            connection = super().open_connection()
-            self.create_views_for_all_tables()  # listed in information_schema from the start
-            return connection
-
-    class LakeClient(FilesystemClient):
-        @property
-        def sql_client(self) -> Any:
-            if not self._sql_client:
-                cache = DuckDbCredentials(str(audit.path))
-                self._sql_client = LakeSqlClient(self, self.dataset_name, cache)
-            return self._sql_client
-
-        @sql_client.setter
-        def sql_client(self, client: Any) -> None:
-            self._sql_client = client
-
-    class Lake(dlt.destinations.filesystem):
-        @property
-        def client_class(self) -> type:
-            return LakeClient
 
     warehouse.lake.mkdir(parents=True, exist_ok=True)
-    return Lake(bucket_url=warehouse.lake.as_uri(), destination_name="filesystem")
+    return dlt.destinations.filesystem(bucket_url=warehouse.lake.as_uri())
 
 
 def error_class() -> Any:
