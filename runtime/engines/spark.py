@@ -100,6 +100,10 @@ class SparkWarehouse:
     def audit_path(self) -> Path:
         return self.lake.parent / "audit.duckdb"
 
+    def as_role(self, role: str) -> SparkWarehouse:
+        """One user: Spark here has no roles (runtime/roles.py applies to PostgreSQL)."""
+        return self
+
     def dbt_env(self) -> dict[str, str]:
         """dbt-spark's session finds this process's SparkSession: create and prepare it."""
         session(self)
