@@ -28,7 +28,7 @@ class Cluster:
 
     def url(self, root: Path) -> str:
         """ELT_WAREHOUSE_URL for a lake (and warehouse, metastore) under `root`."""
-        return f"{self.master}?lake={root / 'lake'}"
+        return f"{self.master}?lake={root / 'lake'}&webui={self.webui_port}"
 
     def alive_workers(self) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.webui_port}/json/", timeout=5) as r:
