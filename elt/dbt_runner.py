@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from elt import output
+from runtime import runlog
 from runtime.errors import ConfigError
 
 # dbt events worth a line on stderr while a command runs
@@ -59,6 +60,7 @@ def invoke(
     from dbt.cli.main import dbtRunner
 
     def on_event(event: Any) -> None:
+        runlog.dbt_event(event)  # every run's log keeps dbt's own events
         if quiet_progress:
             return
         name = event.info.name

@@ -44,6 +44,14 @@ create table if not exists {SCHEMA}.runs (
     error text
 );
 """
+# added later: migrated in place (`add column if not exists`) where missing
+COLUMNS_ADDED = {
+    "load_ids": "jsonb",  # {"<source>": ["<dlt load id>", ...]}: the loads this run produced
+    "sources": "jsonb",  # {"<source>": {status, seconds, rows, load_ids, quarantine, ...}}
+    "host": "text",
+    "commit": "text",  # the project's git commit, when it is a checkout
+    "log_path": "text",  # the run's JSON-lines log (runtime/runlog.py)
+}
 
 
 @dataclass
@@ -54,6 +62,27 @@ class Run:
     command: str
     rows: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    args: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host: str | None = None
+    commit: str | None = None
+    log_path: str | None = None
+    hint: str | None = None  # the next step of the error the run ended with
+
+    def source_done(self, source: str, report: Any = None, error: str | None = None) -> None:
+        """A source's outcome in this run: its load report (`as_dict()`), or the error."""
+        if report is not None:
+            self.sources[source] = report.as_dict()
+        else:
+            self.sources[source] = {
+                "source": source,
+                "status": "failed",
+                "error": redact(error or ""),
+            }
+
+    @property
+    def load_ids(self) -> dict[str, list[str]]:
+        return {name: list(s.get("load_ids") or []) for name, s in self.sources.items()}
 
     def add_failure(
         self, name: str, status: str, failures: int | None = None, message: str | None = None
@@ -75,13 +104,22 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
     The end is recorded even when the command raises (the exception goes on to the CLI,
     which renders it); a failure to write the end is logged, never raised over it.
     """
-    run = Run(run_id=uuid.uuid4().hex, command=command)
+    from runtime import observe
+
+    run = Run(run_id=uuid.uuid4().hex, command=command, args=args)
     os.environ[RUN_ID_ENV] = run.run_id
-    recorded = _start(warehouse, run, args)
+    observe.run_started(run)
+    try:
+        recorded = _start(warehouse, run, args)
+    except EltError as exc:  # the warehouse is down: nothing to record in, still alert
+        run.hint = exc.hint
+        observe.run_ended(warehouse, run, "error", exc.exit_code, redact(str(exc)))
+        raise
     status, exit_code, error = "success", 0, None
     try:
         yield run
     except EltError as exc:
+        run.hint = exc.hint
         exit_code = exc.exit_code
         status = "failed" if exit_code == 1 else "error"
         if status == "error":
@@ -100,6 +138,7 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
     finally:
         if recorded:
             _end(warehouse, run, status, exit_code, error)
+        observe.run_ended(warehouse, run, status, exit_code, error)
 
 
 def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
@@ -111,10 +150,12 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(DDL)
+            _add_missing_columns(cur)
             cur.execute(
                 f"insert into {SCHEMA}.runs (run_id, command, args, started_at, status, rows,"
-                " failures) values (%s, %s, %s, now(), 'running', '{}', '[]')",
-                (run.run_id, run.command, json.dumps(args)),
+                " failures, host, commit, log_path)"
+                " values (%s, %s, %s, now(), 'running', '{}', '[]', %s, %s, %s)",
+                (run.run_id, run.command, json.dumps(args), run.host, run.commit, run.log_path),
             )
         return True
     except psycopg2.Error as exc:
@@ -122,6 +163,20 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
         return False
     finally:
         conn.close()
+
+
+def _add_missing_columns(cur: Any) -> None:
+    """Columns added since the table was created; checked first, so the usual run takes
+    no exclusive lock on the table."""
+    cur.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = %s and table_name = 'runs'",
+        (SCHEMA,),
+    )
+    present = {row[0] for row in cur.fetchall()}
+    for column, kind in COLUMNS_ADDED.items():
+        if column not in present:
+            cur.execute(f"alter table {SCHEMA}.runs add column if not exists {column} {kind}")
 
 
 def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | None) -> None:
@@ -137,13 +192,16 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
         with conn.cursor() as cur:
             cur.execute(
                 f"update {SCHEMA}.runs set ended_at = now(), status = %s, exit_code = %s,"
-                " rows = %s, failures = %s, error = %s where run_id = %s",
+                " rows = %s, failures = %s, error = %s, load_ids = %s, sources = %s"
+                " where run_id = %s",
                 (
                     status,
                     exit_code,
                     json.dumps(run.rows),
                     json.dumps(run.failures),
                     error,
+                    json.dumps(run.load_ids),
+                    json.dumps(run.sources, default=str),
                     run.run_id,
                 ),
             )

@@ -8,14 +8,16 @@ from typing import Any
 import click
 
 from elt import output
+from elt.commands.run_show import show
 from elt.options import format_option
 from elt.runtime import Runtime
 from runtime.audit import recent_runs
 
 
-@click.command(
+@click.group(
+    invoke_without_command=True,
     epilog="\b\nExamples:\n  elt runs\n  elt runs --command load --limit 5\n"
-    "  elt runs --format json",
+    "  elt runs --format json\n  elt runs show 3f2a9c1e     one run in full",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
@@ -27,8 +29,14 @@ from runtime.audit import recent_runs
     help="Only runs of this command.",
 )
 @format_option()
-def runs(limit: int, command_name: str | None, fmt: str) -> None:
-    """List recent runs, newest first: status, duration, rows loaded, failures."""
+@click.pass_context
+def runs(ctx: click.Context, limit: int, command_name: str | None, fmt: str) -> None:
+    """List recent runs, newest first: status, duration, rows loaded, failures.
+
+    `elt runs show RUN_ID` shows one run in full.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     found = recent_runs(Runtime().warehouse, limit=limit, command=command_name)
     if fmt == "json":
         output.emit_json(found)
@@ -73,3 +81,6 @@ def _detail(run: dict[str, Any]) -> str:
     if run["status"] == "running" and run["ended_at"] is None:
         return "no end recorded: still running, or killed"
     return ""
+
+
+runs.add_command(show)

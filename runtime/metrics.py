@@ -1,0 +1,457 @@
+"""Prometheus metrics of elt's runs, read from `elt_audit`, through prometheus-client.
+
+One builder for every way out: the snapshot of `elt_audit` (the last run of each command,
+run counts, rows loaded and quarantined per source and table, each source's last load
+and last success, the last transform's models and the last test run's tests) becomes
+metric families of a `CollectorRegistry` made for the occasion. At the end of every
+audited run (runtime/observe.py) the registry goes to a node_exporter textfile
+(`[metrics] textfile_dir`, `<dir>/elt.prom`, written atomically by prometheus-client)
+and to a Pushgateway (`[metrics] pushgateway_url`); `elt metrics` prints it or serves it
+to a scraper. The doctor's checks go to `<dir>/elt_doctor.prom` (and job `elt_doctor`).
+
+Everything is rebuilt from the audit, not counted in the process: a counter such as
+`elt_rows_loaded_total` is the sum over the audit's history, the same whichever machine
+ran the load. When the audit cannot be read, the run's own figures are published and
+`elt_audit_up` is 0.
+
+Settings (`.dlt/config.toml` `[metrics]` or `ELT_METRICS__<KEY>`): `textfile_dir`,
+`pushgateway_url`, `push_timeout_seconds` (2).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime import settings
+from runtime.secrets import redact
+
+log = logging.getLogger("elt")
+
+SCHEMA = "elt_audit"
+RUN_STATUSES = ("success", "failed", "error", "stopped", "abandoned", "running")
+TEXTFILE = "elt.prom"
+DOCTOR_TEXTFILE = "elt_doctor.prom"
+STATEMENT_TIMEOUT_MS = 5000
+
+
+@dataclass
+class Snapshot:
+    """What the metrics say, read from the audit (or, failing that, from one run)."""
+
+    audit_up: bool = True
+    last_runs: list[dict[str, Any]] = field(default_factory=list)
+    last_success: dict[str, datetime] = field(default_factory=dict)
+    runs_total: dict[tuple[str, str], int] = field(default_factory=dict)
+    rows_total: dict[tuple[str, str], int] = field(default_factory=dict)
+    quarantined_total: dict[tuple[str, str], int] = field(default_factory=dict)
+    source_last: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source_last_success: dict[str, datetime] = field(default_factory=dict)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---- reading the audit ----
+
+
+def read_snapshot(conn: Any) -> Snapshot:
+    """The audit's state; an empty snapshot before the first audited run."""
+    snap = Snapshot()
+    with conn.cursor() as cur:
+        cur.execute(f"set statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        cur.execute(
+            "select to_regclass(%s), to_regclass(%s)", (f"{SCHEMA}.runs", f"{SCHEMA}.dbt_results")
+        )
+        runs_table, results_table = cur.fetchone()
+        if runs_table is None:
+            return snap
+        cur.execute(
+            f"select distinct on (command) run_id, command, status, exit_code, started_at,"
+            f" ended_at from {SCHEMA}.runs where ended_at is not null"
+            " order by command, started_at desc"
+        )
+        snap.last_runs = _dicts(cur)
+        cur.execute(
+            f"select command, max(ended_at) from {SCHEMA}.runs where status = 'success'"
+            " group by command"
+        )
+        snap.last_success = dict(cur.fetchall())
+        cur.execute(f"select command, status, count(*) from {SCHEMA}.runs group by 1, 2")
+        snap.runs_total = {(c, s): n for c, s, n in cur.fetchall()}
+        if _has_column(cur, "sources"):
+            _read_sources(cur, snap)
+        if results_table is not None:
+            ids = [
+                run["run_id"] for run in snap.last_runs if run["command"] in ("transform", "test")
+            ]
+            cur.execute(
+                "select r.command, d.resource_type, d.name, d.status, d.execution_time,"
+                f" d.failures from {SCHEMA}.dbt_results as d join {SCHEMA}.runs as r"
+                " on r.run_id = d.run_id where d.run_id = any(%s)",
+                (ids,),
+            )
+            snap.nodes = _dicts(cur)
+    return snap
+
+
+def _read_sources(cur: Any, snap: Snapshot) -> None:
+    per_table = f"""
+        select s.key, t.key, sum(t.value::bigint)
+        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s,
+            jsonb_each_text(coalesce(s.value -> %s, '{{}}'::jsonb)) as t
+        where r.command = 'load' and jsonb_typeof(r.sources) = 'object'
+        group by 1, 2
+    """
+    cur.execute(per_table, ("rows",))
+    snap.rows_total = {(s, t): int(n) for s, t, n in cur.fetchall()}
+    cur.execute(
+        f"""
+        select s.key, f.key, sum((f.value ->> 'quarantined')::bigint)
+        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s,
+            jsonb_each(coalesce(s.value -> 'quarantine', '{{}}'::jsonb)) as f
+        where jsonb_typeof(r.sources) = 'object' group by 1, 2
+        """
+    )
+    snap.quarantined_total = {(s, f): int(n or 0) for s, f, n in cur.fetchall()}
+    cur.execute(
+        f"""
+        select distinct on (s.key) s.key as source, s.value ->> 'status' as status,
+            (s.value ->> 'seconds')::float as seconds, s.value -> 'rows' as rows,
+            r.ended_at
+        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s
+        where r.ended_at is not null and jsonb_typeof(r.sources) = 'object'
+        order by s.key, r.started_at desc
+        """
+    )
+    snap.source_last = {row["source"]: row for row in _dicts(cur)}
+    cur.execute(
+        f"""
+        select s.key, max(r.ended_at)
+        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s
+        where jsonb_typeof(r.sources) = 'object' and s.value ->> 'status' = 'success'
+        group by 1
+        """
+    )
+    snap.source_last_success = dict(cur.fetchall())
+
+
+def _has_column(cur: Any, column: str) -> bool:
+    cur.execute(
+        "select 1 from information_schema.columns"
+        " where table_schema = %s and table_name = 'runs' and column_name = %s",
+        (SCHEMA, column),
+    )
+    return cur.fetchone() is not None
+
+
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    columns = [d.name for d in cur.description]
+    return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+
+
+def snapshot_of(warehouse: Any) -> Snapshot:
+    conn = warehouse.connect(connect_timeout=5)
+    try:
+        conn.autocommit = True
+        return read_snapshot(conn)
+    finally:
+        conn.close()
+
+
+def run_snapshot(run: Any, outcome: dict[str, Any]) -> Snapshot:
+    """The one run's figures, for when the audit cannot be read."""
+    now = datetime.now(UTC)
+    snap = Snapshot(audit_up=False)
+    snap.last_runs = [
+        {
+            "run_id": run.run_id,
+            "command": run.command,
+            "status": outcome["status"],
+            "exit_code": outcome["exit_code"],
+            "seconds": outcome["seconds"],
+            "ended_at": now,
+        }
+    ]
+    if outcome["status"] == "success":
+        snap.last_success[run.command] = now
+    for name, source in run.sources.items():
+        snap.source_last[name] = {**source, "ended_at": now}
+        if source.get("status") == "success":
+            snap.source_last_success[name] = now
+    return snap
+
+
+# ---- metric families ----
+
+
+class SnapshotCollector:
+    """A prometheus-client collector yielding the families of one snapshot."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        return families(self.snapshot)
+
+
+class AuditCollector:
+    """Reads the audit anew on every scrape (`elt metrics --serve`)."""
+
+    def __init__(self, warehouse: Any) -> None:
+        self.warehouse = warehouse
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            snap = snapshot_of(self.warehouse)
+        except Exception as exc:
+            log.warning(f"metrics: audit not readable ({_first_line(exc)})")
+            snap = Snapshot(audit_up=False)
+        return families(snap)
+
+
+def families(snap: Snapshot) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    def gauge(name: str, doc: str, labels: list[str]) -> Any:
+        return GaugeMetricFamily(name, doc, labels=labels)
+
+    up = GaugeMetricFamily("elt_audit_up", "1 when elt_audit could be read for these metrics")
+    up.add_metric([], 1.0 if snap.audit_up else 0.0)
+    yield up
+
+    runs = CounterMetricFamily(
+        "elt_runs", "Audited runs by command and final status", labels=["command", "status"]
+    )
+    for (command, status), count in sorted(snap.runs_total.items()):
+        runs.add_metric([command, status], count)
+    yield runs
+
+    status = gauge(
+        "elt_run_status", "1 for the status of the command's last run", ["command", "status"]
+    )
+    exit_code = gauge("elt_run_exit_code", "Exit code of the command's last run", ["command"])
+    duration = gauge("elt_run_duration_seconds", "Duration of the command's last run", ["command"])
+    ended = gauge("elt_run_end_timestamp_seconds", "When the command's last run ended", ["command"])
+    for run in snap.last_runs:
+        command = run["command"]
+        for known in RUN_STATUSES:
+            status.add_metric([command, known], 1.0 if run["status"] == known else 0.0)
+        if run.get("exit_code") is not None:
+            exit_code.add_metric([command], run["exit_code"])
+        seconds = run.get("seconds")
+        if seconds is None and run.get("started_at") and run.get("ended_at"):
+            seconds = (run["ended_at"] - run["started_at"]).total_seconds()
+        if seconds is not None:
+            duration.add_metric([command], seconds)
+        if run.get("ended_at"):
+            ended.add_metric([command], run["ended_at"].timestamp())
+    yield from (status, exit_code, duration, ended)
+
+    success = gauge(
+        "elt_run_last_success_timestamp_seconds",
+        "When the command last ended successfully",
+        ["command"],
+    )
+    for command, when in sorted(snap.last_success.items()):
+        success.add_metric([command], when.timestamp())
+    yield success
+
+    loaded = CounterMetricFamily(
+        "elt_rows_loaded", "Rows loaded into raw, summed over the audit", labels=["source", "table"]
+    )
+    for (source, table), count in sorted(snap.rows_total.items()):
+        loaded.add_metric([source, table], count)
+    yield loaded
+    quarantined = CounterMetricFamily(
+        "elt_rows_quarantined",
+        "Rows quarantined (table: the feed), summed over the audit",
+        labels=["source", "table"],
+    )
+    for (source, table), count in sorted(snap.quarantined_total.items()):
+        quarantined.add_metric([source, table], count)
+    yield quarantined
+
+    rows = gauge(
+        "elt_load_rows", "Rows of each table in the source's last load", ["source", "table"]
+    )
+    seconds_ = gauge("elt_load_duration_seconds", "Duration of the source's last load", ["source"])
+    load_status = gauge(
+        "elt_load_status", "1 for the status of the source's last load", ["source", "status"]
+    )
+    for source, last in sorted(snap.source_last.items()):
+        for table, count in sorted((last.get("rows") or {}).items()):
+            rows.add_metric([source, table], count)
+        if last.get("seconds") is not None:
+            seconds_.add_metric([source], float(last["seconds"]))
+        for known in ("success", "stopped", "failed"):
+            load_status.add_metric([source, known], 1.0 if last.get("status") == known else 0.0)
+    yield from (rows, seconds_, load_status)
+    fresh = gauge(
+        "elt_source_last_success_timestamp_seconds",
+        "When the source last loaded successfully (freshness: time() minus this)",
+        ["source"],
+    )
+    for source, when in sorted(snap.source_last_success.items()):
+        fresh.add_metric([source], when.timestamp())
+    yield fresh
+
+    yield from _dbt_families(snap.nodes)
+
+
+def _dbt_families(nodes: list[dict[str, Any]]) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    models = GaugeMetricFamily(
+        "elt_dbt_models", "Models of the last transform by status", labels=["status"]
+    )
+    model_seconds = GaugeMetricFamily(
+        "elt_dbt_model_duration_seconds",
+        "Build time of each model in the last transform",
+        labels=["model"],
+    )
+    model_status = GaugeMetricFamily(
+        "elt_dbt_model_status",
+        "1 for each model's status in the last transform",
+        labels=["model", "status"],
+    )
+    tests = GaugeMetricFamily(
+        "elt_dbt_tests", "Tests of the last `elt test` by status", labels=["status"]
+    )
+    freshness = GaugeMetricFamily(
+        "elt_source_freshness_status",
+        "1 for each source table's freshness status in the last test run",
+        labels=["source", "table", "status"],
+    )
+    model_counts: dict[str, int] = {"success": 0, "error": 0, "skipped": 0}
+    test_counts: dict[str, int] = {"pass": 0, "fail": 0, "warn": 0, "error": 0}
+    for node in sorted(nodes, key=lambda n: n["name"]):
+        kind, state = node["resource_type"], node["status"]
+        if node["command"] == "transform" and kind == "model":
+            model_counts[state] = model_counts.get(state, 0) + 1
+            model_seconds.add_metric([node["name"]], float(node["execution_time"] or 0))
+            model_status.add_metric([node["name"], state], 1.0)
+        elif node["command"] == "test" and kind in ("test", "unit_test"):
+            test_counts[state] = test_counts.get(state, 0) + 1
+        elif node["command"] == "test" and kind == "source":
+            source, _, table = node["name"].partition(".")
+            freshness.add_metric([source, table, state], 1.0)
+    if any(n["command"] == "transform" for n in nodes):
+        for state, count in sorted(model_counts.items()):
+            models.add_metric([state], count)
+    if any(n["command"] == "test" for n in nodes):
+        for state, count in sorted(test_counts.items()):
+            tests.add_metric([state], count)
+    yield from (models, model_seconds, model_status, tests, freshness)
+
+
+def doctor_families(results: list[Any], seconds: float) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    checks = GaugeMetricFamily(
+        "elt_doctor_check_status",
+        "1 for each doctor check's status",
+        labels=["check", "section", "source", "status"],
+    )
+    counts = GaugeMetricFamily("elt_doctor_checks", "Doctor checks by status", labels=["status"])
+    tally = {"OK": 0, "WARN": 0, "FAIL": 0, "SKIP": 0}
+    for result in results:
+        state = str(result.status)
+        tally[state] = tally.get(state, 0) + 1
+        for known in ("OK", "WARN", "FAIL", "SKIP"):
+            checks.add_metric(
+                [result.id, result.section, result.source or "", known],
+                1.0 if state == known else 0.0,
+            )
+    for state, count in tally.items():
+        counts.add_metric([state], count)
+    took = GaugeMetricFamily("elt_doctor_duration_seconds", "Duration of the last doctor run")
+    took.add_metric([], seconds)
+    ran = GaugeMetricFamily("elt_doctor_end_timestamp_seconds", "When the last doctor run ended")
+    ran.add_metric([], datetime.now(UTC).timestamp())
+    yield from (checks, counts, took, ran)
+
+
+# ---- ways out ----
+
+
+def registry_for(collector: Any) -> Any:
+    """A registry of its own per publication: nothing leaks from the process's default."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+class _Families:
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def collect(self) -> Iterator[Any]:
+        return self.make()
+
+
+def publish_run(warehouse: Any, run: Any, outcome: dict[str, Any]) -> None:
+    """The audit's metrics after this run, to the configured textfile and Pushgateway."""
+    textfile, gateway = (
+        settings.path("metrics", "textfile_dir"),
+        settings.setting("metrics", "pushgateway_url"),
+    )
+    if textfile is None and not gateway:
+        return
+    try:
+        snap = snapshot_of(warehouse)
+    except Exception as exc:
+        log.warning(f"metrics: audit not readable, publishing this run only ({_first_line(exc)})")
+        snap = run_snapshot(run, outcome)
+    publish(registry_for(SnapshotCollector(snap)), TEXTFILE, "elt")
+
+
+def publish_doctor(results: list[Any], seconds: float) -> None:
+    publish(
+        registry_for(_Families(lambda: doctor_families(results, seconds))),
+        DOCTOR_TEXTFILE,
+        "elt_doctor",
+    )
+
+
+def publish(registry: Any, filename: str, job: str) -> None:
+    """Write the textfile and push to the gateway where configured; failures are logged."""
+    from prometheus_client import push_to_gateway, write_to_textfile
+
+    folder = settings.path("metrics", "textfile_dir")
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(folder / filename), registry)
+        except OSError as exc:
+            log.warning(
+                f"metrics: textfile {folder / filename} not written ({exc.strerror or exc})"
+            )
+    gateway = settings.setting("metrics", "pushgateway_url")
+    if gateway:
+        timeout = settings.number("metrics", "push_timeout_seconds", 2.0)
+        try:
+            push_to_gateway(
+                str(gateway),
+                job=job,
+                registry=registry,
+                grouping_key={"instance": socket.gethostname()},
+                timeout=timeout,
+            )
+        except Exception as exc:  # a gateway down never fails the run
+            log.warning(f"metrics: push to the Pushgateway failed ({_first_line(exc)})")
+
+
+def exposition(registry: Any) -> bytes:
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = (getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()
+    return redact(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
