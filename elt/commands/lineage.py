@@ -140,8 +140,10 @@ def trace(conn: Any, mart: str, config: dict[str, Any], key: str) -> dict[str, A
         )
         raw_schema = dataset_name(source)
         raw_columns = _columns(cur, raw_schema, table)
-        raw_shown = [row_id, "_dlt_load_id", "_dlt_id"]
-        raw_shown += [c for c in (entry.get("cursor"), *_RAW_LINEAGE) if c and c in raw_columns]
+        raw_shown = [row_id, "_dlt_load_id"]
+        raw_shown += [
+            c for c in ("_dlt_id", entry.get("cursor"), *_RAW_LINEAGE) if c and c in raw_columns
+        ]
         raw = []
         if match in raw_columns and row_id in raw_columns:
             raw = _select(cur, raw_schema, table, raw_shown, match, key, mart, newest=True)
@@ -197,9 +199,9 @@ def _select(cur, schema, table, columns, where_column, key, mart, newest=False) 
     try:
         cur.execute(query, (key,))
     except psycopg2.DataError as exc:
-        cause = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        cause = (exc.pgerror or str(exc)).strip().splitlines()[0].removeprefix("ERROR:").strip()
         raise ConfigError(
-            f"lineage {mart}: {key!r} is not a {where_column} of {schema}.{table} ({cause})",
+            f"lineage {mart}: {key!r} is not a valid {where_column} for {schema}.{table} ({cause})",
             hint=f"give the {where_column} as the mart shows it",
         ) from None
     names = [d.name for d in cur.description]
