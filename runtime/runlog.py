@@ -39,7 +39,7 @@ class RunLog:
         self._handle = path.open("a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=str, ensure_ascii=False) + "\n"
+        line = json.dumps(_redacted(record), default=str, ensure_ascii=False) + "\n"
         with _lock:
             if self._handle.closed or self.truncated:
                 return
@@ -80,7 +80,7 @@ def start(run_id: str, command: str, **fields: Any) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         _rotate(folder)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = folder / f"{stamp}_{command}_{run_id[:12]}.jsonl"
+        path = folder / f"{stamp}_{command}_{run_id}.jsonl"
         opened = RunLog(path, int(settings.number("logs", "max_file_mb", 20) * MB))
     except OSError as exc:
         logging.getLogger("elt").warning(f"run log: not written ({exc.strerror or exc})")
@@ -106,7 +106,7 @@ def note(message: str, *, level: str = "info", logger: str = "elt", **fields: An
     """One record in the open run log (nothing when no run is logging)."""
     current = _current
     if current is not None:
-        current.write({**_base(level, logger), "message": redact(str(message)), **fields})
+        current.write({**_base(level, logger), "message": str(message), **fields})
 
 
 def dbt_event(event: Any) -> None:
@@ -135,6 +135,17 @@ def finish(summary: dict[str, Any]) -> None:
     if summary:
         current.write({**_base("info", "elt"), "message": "run ended", **summary})
     current.close()
+
+
+def _redacted(value: Any) -> Any:
+    """Every string of a record, at any depth, through `redact`."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def _base(level: str, logger: str) -> dict[str, Any]:
