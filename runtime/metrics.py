@@ -212,8 +212,22 @@ class AuditCollector:
         return families(snap)
 
 
-def families(snap: Snapshot) -> Iterator[Any]:
+def _filled(kind: str, name: str, doc: str, labels: list[str], values: dict) -> Any:
+    """A family of `kind` (counter or gauge) with one sample per `values` item: label
+    values (a tuple, or one value) -> number; datetimes become unix timestamps."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
+        name, doc, labels=labels
+    )
+    for key, value in sorted(values.items()):
+        number = value.timestamp() if isinstance(value, datetime) else value
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], number)
+    return family
+
+
+def families(snap: Snapshot) -> Iterator[Any]:
+    from prometheus_client.core import GaugeMetricFamily
 
     def gauge(name: str, doc: str, labels: list[str]) -> Any:
         return GaugeMetricFamily(name, doc, labels=labels)
@@ -221,13 +235,10 @@ def families(snap: Snapshot) -> Iterator[Any]:
     up = GaugeMetricFamily("elt_audit_up", "1 when elt_audit could be read for these metrics")
     up.add_metric([], 1.0 if snap.audit_up else 0.0)
     yield up
-
-    runs = CounterMetricFamily(
-        "elt_runs", "Audited runs by command and final status", labels=["command", "status"]
-    )
-    for (command, status), count in sorted(snap.runs_total.items()):
-        runs.add_metric([command, status], count)
-    yield runs
+    yield _filled(
+        "counter", "elt_runs", "Audited runs by command and final status",
+        ["command", "status"], snap.runs_total,
+    )  # fmt: skip
 
     status = gauge(
         "elt_run_status", "1 for the status of the command's last run", ["command", "status"]
@@ -249,30 +260,19 @@ def families(snap: Snapshot) -> Iterator[Any]:
         if run.get("ended_at"):
             ended.add_metric([command], run["ended_at"].timestamp())
     yield from (status, exit_code, duration, ended)
-
-    success = gauge(
-        "elt_run_last_success_timestamp_seconds",
-        "When the command last ended successfully",
-        ["command"],
-    )
-    for command, when in sorted(snap.last_success.items()):
-        success.add_metric([command], when.timestamp())
-    yield success
-
-    loaded = CounterMetricFamily(
-        "elt_rows_loaded", "Rows loaded into raw, summed over the audit", labels=["source", "table"]
-    )
-    for (source, table), count in sorted(snap.rows_total.items()):
-        loaded.add_metric([source, table], count)
-    yield loaded
-    quarantined = CounterMetricFamily(
-        "elt_rows_quarantined",
+    yield _filled(
+        "gauge", "elt_run_last_success_timestamp_seconds",
+        "When the command last ended successfully", ["command"], snap.last_success,
+    )  # fmt: skip
+    yield _filled(
+        "counter", "elt_rows_loaded", "Rows loaded into raw, summed over the audit",
+        ["source", "table"], snap.rows_total,
+    )  # fmt: skip
+    yield _filled(
+        "counter", "elt_rows_quarantined",
         "Rows quarantined (table: the feed), summed over the audit",
-        labels=["source", "table"],
-    )
-    for (source, table), count in sorted(snap.quarantined_total.items()):
-        quarantined.add_metric([source, table], count)
-    yield quarantined
+        ["source", "table"], snap.quarantined_total,
+    )  # fmt: skip
 
     rows = gauge(
         "elt_load_rows", "Rows of each table in the source's last load", ["source", "table"]
@@ -289,14 +289,11 @@ def families(snap: Snapshot) -> Iterator[Any]:
         for known in ("success", "stopped", "failed"):
             load_status.add_metric([source, known], 1.0 if last.get("status") == known else 0.0)
     yield from (rows, seconds_, load_status)
-    fresh = gauge(
-        "elt_source_last_success_timestamp_seconds",
+    yield _filled(
+        "gauge", "elt_source_last_success_timestamp_seconds",
         "When the source last loaded successfully (freshness: time() minus this)",
-        ["source"],
-    )
-    for source, when in sorted(snap.source_last_success.items()):
-        fresh.add_metric([source], when.timestamp())
-    yield fresh
+        ["source"], snap.source_last_success,
+    )  # fmt: skip
 
     yield from _dbt_families(snap.nodes)
 

@@ -1,12 +1,11 @@
 """Small real HTTP servers on 127.0.0.1 for the observability tests: a webhook receiver
 and a Pushgateway-compatible receiver (PUT/POST /metrics/job/<job>/<label>/<value>...),
-each recording what it was sent; and a port that accepts connections and never answers."""
+each recording what it was sent. (A hung peer: doctor_servers' `blackhole` fixture.)"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,30 +66,3 @@ def receiver(path: str = "/", statuses: list[int] | None = None) -> Iterator[Rec
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-@contextlib.contextmanager
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections and never says a word (a hung peer)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()

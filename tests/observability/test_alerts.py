@@ -9,11 +9,13 @@ import threading
 import time
 
 import pytest
-from receivers import receiver, silent_port
+from receivers import receiver
 from support import execute
 
 from runtime import alerts
 from runtime.audit import Run
+
+pytest_plugins = ["doctor_servers"]
 
 CANARY = "canary-s3cr3t-7f1e"
 
@@ -112,7 +114,7 @@ def test_an_alert_window_that_passed_sends_the_same_alert_again(warehouse, monke
         assert len(hook.bodies()) == 2
 
 
-def test_an_alert_never_carries_a_secret(warehouse, monkeypatch, caplog, tmp_path):
+def test_an_alert_never_carries_a_secret(warehouse, monkeypatch, caplog, tmp_path, blackhole):
     """Canary: a token in the environment shows up in the failure's text and in the
     webhook's URL (a Slack webhook's path is its secret); neither reaches the payload, the
     log lines or the run log."""
@@ -123,7 +125,8 @@ def test_an_alert_never_carries_a_secret(warehouse, monkeypatch, caplog, tmp_pat
     run = a_run(hint=f"check the token {CANARY}")
     run.source_done("payments", error=cause)
     runlog.start(run.run_id, "load")
-    with receiver(path=f"/hooks/T000/{CANARY}") as good, silent_port() as hung:
+    hung = blackhole
+    with receiver(path=f"/hooks/T000/{CANARY}") as good:
         urls = [good.url, f"http://127.0.0.1:{hung}/hooks/{CANARY}"]
         monkeypatch.setenv("ELT_ALERTS__WEBHOOK_URLS", json.dumps(urls))
         monkeypatch.setenv("ELT_ALERTS__BUDGET_SECONDS", "1.5")
@@ -138,12 +141,12 @@ def test_an_alert_never_carries_a_secret(warehouse, monkeypatch, caplog, tmp_pat
 
 
 def test_a_hung_webhook_costs_the_run_at_most_the_budget_and_the_others_still_get_it(
-    warehouse, monkeypatch
+    warehouse, monkeypatch, blackhole
 ):
     monkeypatch.setenv("ELT_ALERTS__BUDGET_SECONDS", "2")
     monkeypatch.setenv("ELT_ALERTS__TIMEOUT_SECONDS", "5")  # the budget wins
-    with receiver() as good, silent_port() as hung:
-        monkeypatch.setenv("ELT_ALERTS__WEBHOOK_URLS", f"http://127.0.0.1:{hung}/,{good.url}")
+    with receiver() as good:
+        monkeypatch.setenv("ELT_ALERTS__WEBHOOK_URLS", f"http://127.0.0.1:{blackhole}/,{good.url}")
         started = time.monotonic()
         alerts.alert_run(warehouse, a_run(), error(PAYMENTS_DOWN))
         took = time.monotonic() - started

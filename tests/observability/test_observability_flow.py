@@ -170,11 +170,7 @@ def test_lineage_traces_an_order_updated_by_the_tick_to_its_loads_and_their_runs
         " and i._dlt_load_id < o._dlt_load_id"
         " and o.order_id in (select order_id from marts.fct_orders) limit 1",
     )
-    traced = json.loads(
-        run_elt(
-            "lineage", "fct_orders", str(order_id), "--format", "json", env=flow.env, check=True
-        ).stdout
-    )
+    traced = lineage(flow, order_id)
     (row,) = traced["rows"]
     upstream = {u["raw_table"]: u for u in traced["upstream"]}
     orders, items = upstream["raw_shop.orders"], upstream["raw_shop.order_items"]
@@ -194,6 +190,11 @@ def test_lineage_traces_an_order_updated_by_the_tick_to_its_loads_and_their_runs
     assert tick_run[:8] in human.stdout and first_run[:8] in human.stdout
 
 
+def lineage(flow: Flow, order_id: int) -> dict:
+    args = ("lineage", "fct_orders", str(order_id), "--format", "json")
+    return json.loads(run_elt(*args, env=flow.env, check=True).stdout)
+
+
 def first_load_run(warehouse) -> str:
     return query(
         warehouse,
@@ -207,11 +208,7 @@ def test_lineage_of_an_order_with_a_web_session_names_the_file_and_line(flow):
         "select order_id from staging.stg_marketing__web_sessions where order_id in"
         " (select order_id from marts.fct_orders) limit 1",
     )
-    traced = json.loads(
-        run_elt(
-            "lineage", "fct_orders", str(order_id), "--format", "json", env=flow.env, check=True
-        ).stdout
-    )
+    traced = lineage(flow, order_id)
     sessions = next(u for u in traced["upstream"] if u["source"] == "marketing.web_sessions")
     (row,) = [r for r in sessions["raw_rows"] if r["in_staging"]]
     assert row["_elt_file"].startswith("web_sessions/") and row["_elt_line"] >= 1
