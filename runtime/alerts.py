@@ -170,7 +170,7 @@ def alerts_for(run: Any, outcome: dict[str, Any], dbt_nodes: list[dict[str, Any]
             next=hint or (f"elt doctor --source {source}" if source else "elt doctor"),
             source=source,
             model=None if source else first_failure.get("name"),
-            subjects=failed_sources,
+            subjects=failed_sources or ([source] if source else []),
             **base,
         )
     ]
