@@ -417,7 +417,7 @@ def publish_doctor(results: list[Any], seconds: float) -> None:
 
 def publish(registry: Any, filename: str, job: str) -> None:
     """Write the textfile and push to the gateway where configured; failures are logged."""
-    from prometheus_client import push_to_gateway, write_to_textfile
+    from prometheus_client import write_to_textfile
 
     folder = settings.path("metrics", "textfile_dir")
     if folder is not None:
@@ -430,17 +430,37 @@ def publish(registry: Any, filename: str, job: str) -> None:
             )
     gateway = settings.setting("metrics", "pushgateway_url")
     if gateway:
-        timeout = settings.number("metrics", "push_timeout_seconds", 2.0)
         try:
-            push_to_gateway(
-                str(gateway),
-                job=job,
-                registry=registry,
-                grouping_key={"instance": socket.gethostname()},
-                timeout=timeout,
-            )
+            push(str(gateway), job, registry)
         except Exception as exc:  # a gateway down never fails the run
             log.warning(f"metrics: push to the Pushgateway failed ({_first_line(exc)})")
+
+
+def push(url: str, job: str, registry: Any) -> None:
+    """PUT the registry to the Pushgateway (grouped by job and host), within the timeout;
+    credentials in the URL (`https://user:password@host`) become basic auth."""
+    from urllib.parse import unquote, urlsplit
+
+    from prometheus_client import push_to_gateway
+    from prometheus_client.exposition import basic_auth_handler, default_handler
+
+    parts = urlsplit(url)
+    handler = default_handler
+    if parts.username:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        url = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+        def handler(**kwargs: Any) -> Any:
+            return basic_auth_handler(**kwargs, username=user, password=password)
+
+    push_to_gateway(
+        url,
+        job=job,
+        registry=registry,
+        grouping_key={"instance": socket.gethostname()},
+        timeout=settings.number("metrics", "push_timeout_seconds", 2.0),
+        handler=handler,
+    )
 
 
 def exposition(registry: Any) -> bytes:

@@ -17,6 +17,7 @@ class Received:
     method: str
     path: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> dict:
         return json.loads(self.body)
@@ -45,7 +46,9 @@ def receiver(path: str = "/", statuses: list[int] | None = None) -> Iterator[Rec
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             with lock:
-                record.requests.append(Received(self.command, self.path, body))
+                record.requests.append(
+                    Received(self.command, self.path, body, dict(self.headers.items()))
+                )
                 status = record.statuses.pop(0) if record.statuses else 200
             self.send_response(status)
             self.send_header("Content-Length", "0")

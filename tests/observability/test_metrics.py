@@ -114,6 +114,53 @@ def test_metrics_are_pushed_to_a_pushgateway_compatible_receiver(
     assert found[("elt_rows_loaded_total", ("source", "shop"), ("table", "orders"))] == 4
 
 
+def test_credentials_in_the_pushgateway_url_become_basic_auth_and_stay_out_of_logs(
+    warehouse, textfile_dir, monkeypatch, caplog
+):
+    import base64
+
+    with receiver(statuses=[200, 401]) as gateway:
+        url = gateway.url.replace("http://", "http://pusher:s3cret-push@")
+        monkeypatch.setenv("ELT_METRICS__PUSHGATEWAY_URL", url)
+        load_run(warehouse, 1)
+        with caplog.at_level("WARNING", logger="elt"):
+            load_run(warehouse, 1)  # the gateway refuses this one: logged, the run succeeds
+        first = gateway.requests[0]
+    assert (
+        first.headers["Authorization"]
+        == "Basic " + base64.b64encode(b"pusher:s3cret-push").decode()
+    )
+    assert "push to the Pushgateway failed" in caplog.text and "s3cret-push" not in caplog.text
+    assert query(warehouse, "select distinct status from elt_audit.runs") == [("success",)]
+
+
+def test_runs_ending_at_once_leave_a_textfile_that_always_parses(warehouse, textfile_dir):
+    import threading
+
+    load_run(warehouse, 1)
+    stop, seen, problems = threading.Event(), [], []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(samples((textfile_dir / "elt.prom").read_text()))
+            except Exception as exc:  # a torn or missing file
+                problems.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=load_run, args=(warehouse, 1)) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    stop.set()
+    reader.join()
+    assert problems == [] and seen
+    final = samples((textfile_dir / "elt.prom").read_text())
+    assert final[("elt_rows_loaded_total", ("source", "shop"), ("table", "orders"))] == 5
+
+
 def test_a_hung_pushgateway_costs_the_run_its_timeout_and_never_fails_it(
     warehouse, textfile_dir, monkeypatch, blackhole
 ):
