@@ -14,6 +14,7 @@ A log that cannot be written is skipped: it never fails the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -43,15 +44,19 @@ class RunLog:
         with _lock:
             if self._handle.closed or self.truncated:
                 return
-            if self.written + len(line) > self.max_bytes:
+            if self.written + len(line.encode()) > self.max_bytes:
                 self.truncated = True
                 line = json.dumps({**_base("warning", "elt"), "message": "log truncated"}) + "\n"
-            self._handle.write(line)
-            self._handle.flush()
-            self.written += len(line)
+            try:
+                self._handle.write(line)
+                self._handle.flush()
+            except (OSError, ValueError):  # disk full, file gone: the run goes on, unlogged
+                self.truncated = True
+                return
+            self.written += len(line.encode())
 
     def close(self) -> None:
-        with _lock:
+        with _lock, contextlib.suppress(OSError):
             self._handle.close()
 
 
