@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runtime import runlog, settings
+from runtime.errors import EltError
 from runtime.secrets import redact
 
 log = logging.getLogger("elt")
@@ -300,11 +301,18 @@ class _Dedupe:
         self.in_file = False
 
     def claim(self, fingerprint: str, kind: str, window: float) -> bool:
-        try:
-            return self._claim_in_warehouse(fingerprint, kind, window)
-        except Exception:
-            self.in_file = True
-            return self._claim_in_file(fingerprint, window)
+        for attempt in range(2):
+            try:
+                return self._claim_in_warehouse(fingerprint, kind, window)
+            except EltError:  # the warehouse cannot be reached
+                break
+            except Exception:
+                # concurrent first runs race on `create table if not exists` (one fails
+                # on pg_type's unique index): the second attempt finds the table
+                if attempt:
+                    break
+        self.in_file = True
+        return self._claim_in_file(fingerprint, window)
 
     def _claim_in_warehouse(self, fingerprint: str, kind: str, window: float) -> bool:
         conn = self.warehouse.connect(connect_timeout=3)
