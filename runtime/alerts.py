@@ -121,8 +121,12 @@ def alerts_for(run: Any, outcome: dict[str, Any], dbt_nodes: list[dict[str, Any]
                 **base,
             )
         )
-    stale = [n for n in dbt_nodes if n["resource_type"] == "source" and n["status"] != "pass"]
-    stale = [n for n in stale if n["status"] != "warn"]
+    # freshness past error_after (or not computable); a warning is not an alert
+    stale = [
+        n
+        for n in dbt_nodes
+        if n["resource_type"] == "source" and n["status"] not in ("pass", "warn")
+    ]
     if stale:
         names = [n["name"] for n in stale]
         source = names[0].partition(".")[0]
