@@ -3,8 +3,9 @@
 One builder for every way out: the snapshot of `elt_audit` (runtime/metrics_snapshot.py:
 the last run of each command, run counts, rows loaded and quarantined per source and
 table, each source's last load and last success, the last transform's models and the
-last test run's tests) becomes metric families of a `CollectorRegistry` made for the occasion. At the end of every
-audited run (runtime/observe.py) the registry goes to a node_exporter textfile
+last test run's tests) becomes metric families of a `CollectorRegistry` made for the
+occasion. At the end of every audited run (runtime/observe.py) the registry goes to a
+node_exporter textfile
 (`[metrics] textfile_dir`, `<dir>/elt.prom`, written atomically by prometheus-client)
 and to a Pushgateway (`[metrics] pushgateway_url`); `elt metrics` prints it or serves it
 to a scraper. The doctor's checks go to `<dir>/elt_doctor.prom` (and job `elt_doctor`).
