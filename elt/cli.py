@@ -49,7 +49,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     output.route_runtime_logs()
 
 
-for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine, metrics, lineage):
+for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):
+    cli.add_command(command)
+for command in (metrics, lineage):  # observability (README, Monitoring)
     cli.add_command(command)
 
 

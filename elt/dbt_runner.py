@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from elt import output
-from runtime import runlog
 from runtime.errors import ConfigError
 
 # dbt events worth a line on stderr while a command runs
@@ -58,6 +57,8 @@ def invoke(
     `manifest` (from `parse`) spares dbt parsing the project a second time.
     """
     from dbt.cli.main import dbtRunner
+
+    from runtime import runlog
 
     def on_event(event: Any) -> None:
         runlog.dbt_event(event)  # every run's log keeps dbt's own events

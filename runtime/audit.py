@@ -44,14 +44,6 @@ create table if not exists {SCHEMA}.runs (
     error text
 );
 """
-# added later: migrated in place (`add column if not exists`) where missing
-COLUMNS_ADDED = {
-    "load_ids": "jsonb",  # {"<source>": ["<dlt load id>", ...]}: the loads this run produced
-    "sources": "jsonb",  # {"<source>": {status, seconds, rows, load_ids, quarantine, ...}}
-    "host": "text",
-    "commit": "text",  # the project's git commit, when it is a checkout
-    "log_path": "text",  # the run's JSON-lines log (runtime/runlog.py)
-}
 
 
 @dataclass
@@ -62,6 +54,20 @@ class Run:
     command: str
     rows: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_failure(
+        self, name: str, status: str, failures: int | None = None, message: str | None = None
+    ) -> None:
+        self.failures.append(
+            {
+                "name": name,
+                "status": status,
+                "failures": failures,
+                "message": redact(message) if message else message,
+            }
+        )
+
+    # what runtime/observe.py records and publishes
     args: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     host: str | None = None
@@ -84,18 +90,6 @@ class Run:
     def load_ids(self) -> dict[str, list[str]]:
         return {name: list(s.get("load_ids") or []) for name, s in self.sources.items()}
 
-    def add_failure(
-        self, name: str, status: str, failures: int | None = None, message: str | None = None
-    ) -> None:
-        self.failures.append(
-            {
-                "name": name,
-                "status": status,
-                "failures": failures,
-                "message": redact(message) if message else message,
-            }
-        )
-
 
 @contextlib.contextmanager
 def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]:
@@ -106,9 +100,9 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
     """
     from runtime import observe
 
-    run = Run(run_id=uuid.uuid4().hex, command=command, args=args)
+    run = Run(run_id=uuid.uuid4().hex, command=command)
     os.environ[RUN_ID_ENV] = run.run_id
-    observe.run_started(run)
+    observe.run_started(run, args)
     try:
         recorded = _start(warehouse, run, args)
     except EltError as exc:  # the warehouse is down: nothing to record in, still alert
@@ -150,13 +144,12 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(DDL)
-            _add_missing_columns(cur)
             cur.execute(
                 f"insert into {SCHEMA}.runs (run_id, command, args, started_at, status, rows,"
-                " failures, host, commit, log_path)"
-                " values (%s, %s, %s, now(), 'running', '{}', '[]', %s, %s, %s)",
-                (run.run_id, run.command, json.dumps(args), run.host, run.commit, run.log_path),
+                " failures) values (%s, %s, %s, now(), 'running', '{}', '[]')",
+                (run.run_id, run.command, json.dumps(args)),
             )
+            _record_where(cur, run)
         return True
     except psycopg2.Error as exc:
         log.warning(f"audit: run not recorded ({_first_line(exc)})")
@@ -165,9 +158,20 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
         conn.close()
 
 
-def _add_missing_columns(cur: Any) -> None:
-    """Columns added since the table was created; checked first, so the usual run takes
-    no exclusive lock on the table."""
+# added later: migrated in place (`add column if not exists`) where missing
+COLUMNS_ADDED = {
+    "load_ids": "jsonb",  # {"<source>": ["<dlt load id>", ...]}: the loads this run produced
+    "sources": "jsonb",  # {"<source>": {status, seconds, rows, load_ids, quarantine, ...}}
+    "host": "text",
+    "commit": "text",  # the project's git commit, when it is a checkout
+    "log_path": "text",  # the run's JSON-lines log (runtime/runlog.py)
+}
+
+
+def _record_where(cur: Any, run: Run) -> None:
+    """Who and where (host, commit) and the log file, on the run's fresh row; the columns
+    are added first where an older table lacks them (checked before, so the usual run
+    takes no exclusive lock on the table)."""
     cur.execute(
         "select column_name from information_schema.columns"
         " where table_schema = %s and table_name = 'runs'",
@@ -177,6 +181,18 @@ def _add_missing_columns(cur: Any) -> None:
     for column, kind in COLUMNS_ADDED.items():
         if column not in present:
             cur.execute(f"alter table {SCHEMA}.runs add column if not exists {column} {kind}")
+    cur.execute(
+        f"update {SCHEMA}.runs set host = %s, commit = %s, log_path = %s where run_id = %s",
+        (run.host, run.commit, run.log_path, run.run_id),
+    )
+
+
+def _record_loads(cur: Any, run: Run) -> None:
+    """The dlt load ids and the per-source outcome of a load, at the run's end."""
+    cur.execute(
+        f"update {SCHEMA}.runs set load_ids = %s, sources = %s where run_id = %s",
+        (json.dumps(run.load_ids), json.dumps(run.sources, default=str), run.run_id),
+    )
 
 
 def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | None) -> None:
@@ -192,19 +208,17 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
         with conn.cursor() as cur:
             cur.execute(
                 f"update {SCHEMA}.runs set ended_at = now(), status = %s, exit_code = %s,"
-                " rows = %s, failures = %s, error = %s, load_ids = %s, sources = %s"
-                " where run_id = %s",
+                " rows = %s, failures = %s, error = %s where run_id = %s",
                 (
                     status,
                     exit_code,
                     json.dumps(run.rows),
                     json.dumps(run.failures),
                     error,
-                    json.dumps(run.load_ids),
-                    json.dumps(run.sources, default=str),
                     run.run_id,
                 ),
             )
+            _record_loads(cur, run)
     except psycopg2.Error as exc:
         log.warning(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
     finally:

@@ -20,9 +20,10 @@ from runtime.project import project_dir
 log = logging.getLogger("elt")
 
 
-def run_started(run: Any) -> None:
-    """Fill in the run's provenance and open its log."""
+def run_started(run: Any, args: dict[str, Any]) -> None:
+    """Fill in the run's arguments and provenance, and open its log."""
     run.started_monotonic = time.monotonic()
+    run.args = args
     run.host = socket.gethostname()
     run.commit = project_commit()
     path = runlog.start(run.run_id, run.command, args=run.args, host=run.host, commit=run.commit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,17 @@ import click
 from elt import output
 from elt.options import format_option
 from elt.runtime import Runtime
+
+
+def unless_subcommand(listing: Callable[..., None]) -> Callable[..., None]:
+    """`elt runs` lists the runs only when no subcommand (`show`) follows it."""
+
+    @functools.wraps(listing)
+    def wrapper(*args, **kwargs) -> None:
+        if click.get_current_context().invoked_subcommand is None:
+            listing(*args, **kwargs)
+
+    return wrapper
 
 
 @click.command(

@@ -8,14 +8,14 @@ from typing import Any
 import click
 
 from elt import output
-from elt.commands.run_show import show
+from elt.commands.run_show import show, unless_subcommand
 from elt.options import format_option
 from elt.runtime import Runtime
 from runtime.audit import recent_runs
 
 
 @click.group(
-    invoke_without_command=True,
+    invoke_without_command=True,  # `elt runs` lists; `elt runs show RUN_ID` shows one
     epilog="\b\nExamples:\n  elt runs\n  elt runs --command load --limit 5\n"
     "  elt runs --format json\n  elt runs show 3f2a9c1e     one run in full",
 )
@@ -29,14 +29,9 @@ from runtime.audit import recent_runs
     help="Only runs of this command.",
 )
 @format_option()
-@click.pass_context
-def runs(ctx: click.Context, limit: int, command_name: str | None, fmt: str) -> None:
-    """List recent runs, newest first: status, duration, rows loaded, failures.
-
-    `elt runs show RUN_ID` shows one run in full.
-    """
-    if ctx.invoked_subcommand is not None:
-        return
+@unless_subcommand
+def runs(limit: int, command_name: str | None, fmt: str) -> None:
+    """List recent runs, newest first: status, duration, rows loaded, failures."""
     found = recent_runs(Runtime().warehouse, limit=limit, command=command_name)
     if fmt == "json":
         output.emit_json(found)
