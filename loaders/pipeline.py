@@ -51,6 +51,10 @@ class LoadReport:
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     # a file whose column does not have the feed's declared type (its rows quarantined)
     file_type_changes: list[dict[str, str]] = field(default_factory=list)
+    # per table: rows read, loaded (reached raw), quarantined, duplicates_in_batch
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # one-line announcements: columns that disappeared, rows quarantined, empty files
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -75,6 +79,8 @@ class LoadReport:
             "replayed": self.replayed,
             "skipped_files": self.skipped_files,
             "file_type_changes": self.file_type_changes,
+            "counts": self.counts,
+            "notes": self.notes,
         }
 
 
@@ -97,7 +103,9 @@ def build_source(name: str, **overrides: Any) -> Any:
     """The configured dlt source `name`; keyword overrides win over `.dlt/` configuration."""
     module_name, function = SOURCES[name].split(":")
     factory = getattr(importlib.import_module(module_name), function)
-    return factory(**overrides)
+    built = factory(**overrides)
+    prepare = source_hook(name, "prepare_source")  # steps dlt orders only once it is built
+    return prepare(built) if prepare is not None else built
 
 
 def source_hook(name: str, hook: str) -> Callable[..., Any] | None:

@@ -49,6 +49,8 @@ QUARANTINE_COLUMNS = {
     **_column("file_modified_at", "timestamp", timezone=True),
     **_column("line", "bigint"),
     **_text("raw_text", "raw_base64", "header"),
+    # a database source's rejected row (feed = table, file = schema.table in the source): its key and the column(s) at fault (no value)
+    **_text("row_key", "column_name"),
 }
 FILES_COLUMNS = {
     **_text("feed", "file", "format", "status", nullable=False),
@@ -81,6 +83,8 @@ create table if not exists {AUDIT_TABLE} (
     resolved_at timestamptz,
     resolved_load_id text
 );
+alter table {AUDIT_TABLE} add column if not exists row_key text;
+alter table {AUDIT_TABLE} add column if not exists column_name text;
 create index if not exists quarantine_source_feed_status
     on {AUDIT_TABLE} (source, feed, status);
 comment on table {AUDIT_TABLE} is
@@ -106,18 +110,32 @@ def _existing(client: Any, dataset: str, tables: Iterable[str]) -> set[str]:
     return {row[0] for row in rows or []} & set(tables)
 
 
+def _columns_or_null(client: Any, dataset: str, names: tuple[str, ...]) -> list[str]:
+    """`q.<name>` for the raw quarantine table's columns that exist, else `null` (a table
+    made before the column was added gets it only when a row brings a value)."""
+    rows = client.execute_sql(
+        "select column_name from information_schema.columns"
+        " where table_schema = %s and table_name = %s",
+        dataset,
+        QUARANTINE_TABLE,
+    )
+    present = {row[0] for row in rows or []}
+    return [f"q.{name}" if name in present else "null" for name in names]
+
+
 def publish(client: Any, source: str, dataset: str) -> None:
     """Bring `elt_audit.quarantine` up to date with the completed loads of `dataset`."""
     ensure_audit_table(client)
     present = _existing(client, dataset, (QUARANTINE_TABLE, FILES_TABLE, REPLAYS_TABLE))
     completed = f"(select load_id from {dataset}._dlt_loads where status = 0)"
     if QUARANTINE_TABLE in present:
+        row_key, column_name = _columns_or_null(client, dataset, ("row_key", "column_name"))
         client.execute_sql(
             f"""
             insert into {AUDIT_TABLE} (quarantine_id, source, feed, file, file_modified_at,
-                line, reason, raw_text, raw_base64, header, load_id)
+                line, reason, raw_text, raw_base64, header, load_id, row_key, column_name)
             select q.quarantine_id, %s, q.feed, q.file, q.file_modified_at, q.line, q.reason,
-                q.raw_text, q.raw_base64, q.header, q._dlt_load_id
+                q.raw_text, q.raw_base64, q.header, q._dlt_load_id, {row_key}, {column_name}
             from {dataset}.{QUARANTINE_TABLE} as q
             where q._dlt_load_id in {completed}
             on conflict (quarantine_id) do nothing
@@ -214,4 +232,21 @@ def replay_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, 
     result: dict[str, dict[str, int]] = {}
     for feed, outcome, count in rows or []:
         result.setdefault(feed, {"loaded": 0, "quarantined": 0})[outcome] = count
+    return result
+
+
+def rejected_by_table(client: Any, dataset: str, load_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per table (feed): rows these loads quarantined, by reason."""
+    if not load_ids or not _existing(client, dataset, (QUARANTINE_TABLE,)):
+        return {}
+    rows = client.execute_sql(
+        f"""
+        select feed, reason, count(*) from {dataset}.{QUARANTINE_TABLE}
+        where _dlt_load_id = any(%s) group by feed, reason
+        """,
+        list(load_ids),
+    )
+    result: dict[str, dict[str, int]] = {}
+    for feed, reason, count in rows or []:
+        result.setdefault(feed, {})[reason] = count
     return result
