@@ -49,7 +49,8 @@ QUARANTINE_COLUMNS = {
     **_column("file_modified_at", "timestamp", timezone=True),
     **_column("line", "bigint"),
     **_text("raw_text", "raw_base64", "header"),
-    # a database source's rejected row (feed = table, file = schema.table in the source): its key and the column(s) at fault (no value)
+    # a database source's rejected row (feed = its table, file = schema.table in the
+    # source): the row's key and the column(s) at fault, never the value
     **_text("row_key", "column_name"),
 }
 FILES_COLUMNS = {

@@ -73,9 +73,10 @@ def safe_select(query: Any, table: Any) -> Any:
         elif _is_temporal(column):
             year = sa.extract("year", column)
             bad = sa.not_(sa.and_(sa.func.isfinite(column), year.between(1, 9999)))
+            kind = "date" if isinstance(column.type, sa.Date) else "timestamp"
             reason = (
-                f"column {column.name}: {'date' if isinstance(column.type, sa.Date) else 'timestamp'}"
-                " outside the warehouse range (years 1..9999, no infinity)"
+                f"column {column.name}: {kind} outside the warehouse range"
+                " (years 1..9999, no infinity)"
             )
             value = column
         else:
