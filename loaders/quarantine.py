@@ -60,6 +60,8 @@ FILES_COLUMNS = {
     **_column("rows_in", "bigint"),
     **_column("rows_loaded", "bigint"),
     **_column("rows_quarantined", "bigint"),
+    # rows of the file whose key a later line of the same chunk repeats (last line wins)
+    **_column("duplicates_in_batch", "bigint"),
     **_text("detail"),
     **_column("type_changes", "json"),
 }
@@ -111,17 +113,19 @@ def _existing(client: Any, dataset: str, tables: Iterable[str]) -> set[str]:
     return {row[0] for row in rows or []} & set(tables)
 
 
-def _columns_or_null(client: Any, dataset: str, names: tuple[str, ...]) -> list[str]:
-    """`q.<name>` for the raw quarantine table's columns that exist, else `null` (a table
-    made before the column was added gets it only when a row brings a value)."""
+def _columns_or_null(
+    client: Any, dataset: str, names: tuple[str, ...], table: str = QUARANTINE_TABLE
+) -> list[str]:
+    """`<name>` for the raw table's columns that exist, else `null` (a table made before
+    the column was added gets it only when a row brings a value)."""
     rows = client.execute_sql(
         "select column_name from information_schema.columns"
         " where table_schema = %s and table_name = %s",
         dataset,
-        QUARANTINE_TABLE,
+        table,
     )
     present = {row[0] for row in rows or []}
-    return [f"q.{name}" if name in present else "null" for name in names]
+    return [name if name in present else "null" for name in names]
 
 
 def publish(client: Any, source: str, dataset: str) -> None:
@@ -188,13 +192,19 @@ def publish(client: Any, source: str, dataset: str) -> None:
 def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, Any]:
     """Per feed: files, rows read, loaded and quarantined by these loads; skipped files;
     declared columns whose type changed in a file."""
-    summary: dict[str, Any] = {"feeds": {}, "skipped_files": [], "type_changes": []}
+    summary: dict[str, Any] = {
+        "feeds": {},
+        "skipped_files": [],
+        "type_changes": [],
+        "empty_files": [],
+    }
     if not load_ids or not _existing(client, dataset, (FILES_TABLE,)):
         return summary
+    (duplicates,) = _columns_or_null(client, dataset, ("duplicates_in_batch",), FILES_TABLE)
     rows = client.execute_sql(
         f"""
         select feed, file, status, rows_in, rows_loaded, rows_quarantined, detail,
-               type_changes::text
+               type_changes::text, coalesce({duplicates}, 0)
         from {dataset}.{FILES_TABLE}
         where _dlt_load_id = any(%s)
         order by feed, file_modified_at, file
@@ -203,17 +213,20 @@ def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, An
     )
     import json
 
-    for feed, file, status, rows_in, loaded, quarantined, detail, changes in rows or []:
+    for feed, file, status, rows_in, loaded, quarantined, detail, changes, dupes in rows or []:
         if status != "loaded":
             summary["skipped_files"].append({"feed": feed, "file": file, "reason": detail})
             continue
+        if not rows_in:
+            summary["empty_files"].append({"feed": feed, "file": file, "reason": detail})
         stats = summary["feeds"].setdefault(
-            feed, {"files": 0, "rows": 0, "loaded": 0, "quarantined": 0}
+            feed, {"files": 0, "rows": 0, "loaded": 0, "quarantined": 0, "duplicates_in_batch": 0}
         )
         stats["files"] += 1
         stats["rows"] += rows_in or 0
         stats["loaded"] += loaded or 0
         stats["quarantined"] += quarantined or 0
+        stats["duplicates_in_batch"] += dupes or 0
         for change in json.loads(changes) if changes else []:
             summary["type_changes"].append({"feed": feed, "file": file, **change})
     return summary
