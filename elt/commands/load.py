@@ -228,6 +228,9 @@ def render(reports: list, fmt: str, seconds: float, *, failed: bool = False) -> 
                 " left by an earlier run"
             )
     render_quarantine(reports)
+    for report in reports:
+        for note in report.notes:
+            output.line(note)
     total = sum(report.total_rows for report in reports)
     output.line(f"load: {total:,} rows from {len(reports)} source(s) in {output.seconds(seconds)}")
 
