@@ -18,10 +18,14 @@ from typing import Any
 from loaders import SOURCES, dataset_name, stops
 from loaders.schema_evolution import (
     ContractConfigError,
+    FrozenDroppedColumn,
     FrozenTypeChange,
     TypeChange,
     contract_for,
+    find_dropped_columns,
     find_type_changes,
+    keep_dropped_columns,
+    mark_gone_columns,
     route_type_changes,
     split_variant,
 )
@@ -185,6 +189,16 @@ def run(
     else:
         dlt_source = build_source(source, **(source_overrides or {}))
         changes = find_type_changes(dlt_source, known)
+    dropped = find_dropped_columns(dlt_source, known) if build is None else []
+    if dropped and contract["columns"] == "freeze":
+        raise FrozenDroppedColumn(source, dropped)
+    if dropped:  # evolve: keep the column, nullable, NULL in new rows; announce it
+        keep_dropped_columns(dlt_source, dropped)
+        _allow_nulls(pipeline, dropped)
+        report.notes += [column.describe(source) for column in dropped]
+    if known and build is None:
+        with pipeline.sql_client() as client:
+            mark_gone_columns(client, dropped, known)
     if changes and contract["data_type"] == "freeze":
         raise FrozenTypeChange(source, changes)
     if changes and contract["data_type"] != "evolve":
@@ -223,7 +237,7 @@ def _known_columns(pipeline: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def _allow_nulls(pipeline: Any, changes: list[TypeChange]) -> None:
+def _allow_nulls(pipeline: Any, changes: list[Any]) -> None:
     """A column whose values moved to a variant gets no value in new rows: drop NOT NULL.
 
     dlt only ever adds columns to existing tables, so this is done here, in the dataset
@@ -235,7 +249,7 @@ def _allow_nulls(pipeline: Any, changes: list[TypeChange]) -> None:
             _drop_not_null(client, changes)
 
 
-def _drop_not_null(client: Any, changes: list[TypeChange]) -> None:
+def _drop_not_null(client: Any, changes: list[Any]) -> None:
     for change in changes:
         table = client.make_qualified_table_name(change.table)
         column = client.escape_column_name(change.column)

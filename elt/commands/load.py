@@ -114,7 +114,11 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     from dlt.extract.exceptions import PipeException
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders.schema_evolution import ContractConfigError, FrozenTypeChange
+    from loaders.schema_evolution import (
+        ContractConfigError,
+        FrozenDroppedColumn,
+        FrozenTypeChange,
+    )
 
     if isinstance(exc, ContractConfigError):
         return ConfigError(f"load {source}: {exc}", hint="fix it in .dlt/config.toml")
@@ -125,6 +129,10 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
             f" ({change.old_type} -> {change.new_type})"
         )
         return _contract_error(source, what, "data_type", "freeze")
+    if isinstance(exc, FrozenDroppedColumn):
+        column = exc.dropped[0]
+        what = f"column {dataset_name(source)}.{column.table}.{column.column} disappeared"
+        return _contract_error(source, what, "columns", "freeze")
     cause: BaseException = exc
     if isinstance(exc, PipelineStepFailed):
         step = exc.step
