@@ -197,6 +197,7 @@ def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, An
         "skipped_files": [],
         "type_changes": [],
         "empty_files": [],
+        "duplicates": {},  # per feed: rows a later line of their file superseded
     }
     if not load_ids or not _existing(client, dataset, (FILES_TABLE,)):
         return summary
@@ -220,13 +221,13 @@ def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, An
         if not rows_in:
             summary["empty_files"].append({"feed": feed, "file": file, "reason": detail})
         stats = summary["feeds"].setdefault(
-            feed, {"files": 0, "rows": 0, "loaded": 0, "quarantined": 0, "duplicates_in_batch": 0}
+            feed, {"files": 0, "rows": 0, "loaded": 0, "quarantined": 0}
         )
         stats["files"] += 1
         stats["rows"] += rows_in or 0
         stats["loaded"] += loaded or 0
         stats["quarantined"] += quarantined or 0
-        stats["duplicates_in_batch"] += dupes or 0
+        summary["duplicates"][feed] = summary["duplicates"].get(feed, 0) + (dupes or 0)
         for change in json.loads(changes) if changes else []:
             summary["type_changes"].append({"feed": feed, "file": file, **change})
     return summary

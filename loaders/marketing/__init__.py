@@ -355,16 +355,17 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
     report.quarantine = summary["feeds"]
     report.skipped_files = summary["skipped_files"]
     for feed, stats in summary["feeds"].items():
+        duplicates = summary["duplicates"].get(feed, 0)
         report.counts[feed] = {
             "read": stats["rows"],
             "loaded": stats["loaded"],
             "quarantined": stats["quarantined"],
-            "duplicates_in_batch": stats["duplicates_in_batch"],
+            "duplicates_in_batch": duplicates,
         }
-        if stats["duplicates_in_batch"]:
+        if duplicates:
             report.notes.append(
-                f"load {SOURCE_NAME}: {feed}: {stats['duplicates_in_batch']:,} row(s) repeat a"
-                " key of a later line in the same file: the last line wins"
+                f"load {SOURCE_NAME}: {feed}: {duplicates:,} row(s) repeat a key of a later"
+                " line in the same file: the last line wins"
             )
     for empty in summary["empty_files"]:
         report.notes.append(
