@@ -16,7 +16,7 @@ from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
 from loaders import quarantine as q
-from loaders.identifiers import check_table_names, check_table_settings
+from loaders.identifiers import IdentifierError, check_table_names, check_table_settings
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
 from loaders.shop.values import (
@@ -87,9 +87,7 @@ def shop(
             chunk_size=chunk_size,
             backend_kwargs=_backend_kwargs(backend, chunk_size),
             reflection_level="full_with_precision",
-            incremental=dlt.sources.incremental(
-                cursor, lag=lag_seconds, on_cursor_value_missing="include"
-            ),
+            incremental=cursor_incremental(table, cursor, lag_seconds),
             write_disposition=MERGE
             if known_tables is None or raw_table in known_tables
             else "append",
@@ -116,6 +114,18 @@ def shop(
         resource.add_map(add_load_metadata(SOURCE_NAME))
         resource.add_yield_map(RowQuarantine(rules, quarantine_hints))
         yield resource
+
+
+def cursor_incremental(table: str, cursor: str, lag_seconds: float) -> Any:
+    """dlt's incremental on `cursor`; NULL cursors pass to the row quarantine."""
+    try:
+        return dlt.sources.incremental(cursor, lag=lag_seconds, on_cursor_value_missing="include")
+    except Exception as exc:  # jsonpath_ng's parser errors name nothing
+        raise IdentifierError(
+            f"sources.{SOURCE_NAME}.tables.{table}.cursor: {cursor!r} is not a usable cursor"
+            " name (dlt reads it as a JSON path: spaces, dots and quotes are not allowed);"
+            " expose the column under a plain name through a view"
+        ) from exc
 
 
 def prepare_source(source: Any) -> Any:

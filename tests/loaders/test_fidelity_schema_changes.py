@@ -33,9 +33,7 @@ def load(env, **overrides) -> pipeline.LoadReport:
 
 def customers_manifest(sql: str) -> dict:
     return {
-        "sources": {
-            "source.elt.shop.customers": {"schema": "raw_shop", "identifier": "customers"}
-        },
+        "sources": {"source.elt.shop.customers": {"schema": "raw_shop", "identifier": "customers"}},
         "nodes": {
             "model.elt.stg_shop__customers": {
                 "name": "stg_shop__customers",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,65 @@ def test_infinity_timestamp_and_nan_numeric_are_quarantined_and_other_rows_load(
     # a later run loads new rows normally
     shop.tick(shop_url)
     assert load(seeded).rows["orders"] > 0
+
+
+LEDGER = {"primary_key": ["entry_id"], "cursor": "updated_at"}
+
+
+def make_ledger(shop_url: str) -> None:
+    execute(
+        shop_url,
+        "create table ledger (entry_id bigint primary key, updated_at timestamptz,"
+        " amount numeric, fee numeric(30, 18), rate double precision)",
+    )
+
+
+def test_unbounded_and_wide_numerics_keep_every_digit(seeded, warehouse, shop_url):
+    make_ledger(shop_url)
+    execute(
+        shop_url,
+        "insert into ledger values"
+        " (1, now(), 0.123456789012345678, 1.123456789012345678, 'NaN'),"
+        " (2, now(), 12345678901234567890123456789012345678901234.5, 0, 1.5)",
+    )
+    report = load(seeded, tables={"ledger": LEDGER})
+    assert report.counts["ledger"] == {"read": 2, "loaded": 2, "quarantined": 0}
+    rows = query(warehouse, "select entry_id, amount, fee, rate from raw_shop.ledger order by 1")
+    assert rows[0][1] == "0.123456789012345678"  # unbounded: exact text, staging casts
+    assert rows[1][1] == "12345678901234567890123456789012345678901234.5"
+    assert rows[0][2] == Decimal("1.123456789012345678")  # numeric(30,18): exact decimal
+    assert rows[1][3] == 1.5  # a float NaN is a float value: it loads
+    types = dict(
+        query(
+            warehouse,
+            "select column_name, data_type from information_schema.columns"
+            " where table_schema = 'raw_shop' and table_name = 'ledger'",
+        )
+    )
+    assert types["fee"] == "numeric" and types["amount"] in ("text", "character varying")
+    assert query(
+        warehouse, "select cast(amount as numeric) from raw_shop.ledger where entry_id = 1"
+    )[0][0] == Decimal("0.123456789012345678")
+
+
+def test_a_null_cursor_is_quarantined_by_default_and_the_rest_loads(seeded, warehouse, shop_url):
+    make_ledger(shop_url)
+    execute(shop_url, "insert into ledger values (1, now(), 1, 1, 1), (2, null, 2, 2, 2)")
+    report = load(seeded, tables={"ledger": LEDGER})
+    assert report.counts["ledger"] == {"read": 2, "loaded": 1, "quarantined": 1}
+    assert query(
+        warehouse,
+        "select row_key, column_name, reason from elt_audit.quarantine where feed = 'ledger'",
+    ) == [("entry_id=2", "updated_at", "cursor updated_at is NULL")]
+
+
+def test_null_cursor_fail_stops_the_source_naming_table_and_policy(seeded, shop_url):
+    make_ledger(shop_url)
+    execute(shop_url, "insert into ledger values (1, now(), 1, 1, 1), (2, null, 2, 2, 2)")
+    with pytest.raises(Exception, match=r"public\.ledger: cursor updated_at is NULL in 1 row"):
+        load(seeded, tables={"ledger": {**LEDGER, "null_cursor": "fail"}})
+
+
+def test_an_unknown_null_cursor_policy_names_the_setting(seeded):
+    with pytest.raises(ValueError, match=r"sources\.shop\.null_cursor: 'skip' is not a policy"):
+        load(seeded, null_cursor="skip")
