@@ -172,7 +172,7 @@ def run(
             pipeline.list_normalized_load_packages()
         )
         pipeline.normalize()
-        load_info = pipeline.load()
+        load_info = _load(pipeline, pipelines_dir, source)
         _count_loaded_rows(report, pipeline, pending)
         _collect(report, None, load_info, {})
         report.resumed_load_ids = pending
@@ -217,7 +217,7 @@ def run(
     stage("normalizing")
     normalized = pipeline.normalize()
     stage("loading")
-    _collect(report, normalized, pipeline.load(), known)
+    _collect(report, normalized, _load(pipeline, pipelines_dir, source), known)
     report.stops = stops.take(source)
     after_load = source_hook(source, "after_load")
     if after_load is not None:
@@ -225,6 +225,17 @@ def run(
         after_load(pipeline, report, source_overrides)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _load(pipeline: Any, pipelines_dir: Path, source: str) -> Any:
+    """dlt's load; a package refused for its data is moved aside (loaders/packages.py)."""
+    try:
+        return pipeline.load()
+    except Exception as exc:
+        from loaders.packages import move_aside_if_data_failure
+
+        move_aside_if_data_failure(exc, pipeline, pipelines_dir, source)
+        raise
 
 
 def _known_columns(pipeline: Any) -> dict[str, dict[str, Any]]:

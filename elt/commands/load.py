@@ -129,6 +129,10 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
             f" ({change.old_type} -> {change.new_type})"
         )
         return _contract_error(source, what, "data_type", "freeze")
+    from loaders.packages import PackageMovedAside
+
+    if isinstance(exc, PackageMovedAside):
+        return DataError(f"load {source}: {exc}", hint=exc.hint)
     if isinstance(exc, FrozenDroppedColumn):
         column = exc.dropped[0]
         what = f"column {dataset_name(source)}.{column.table}.{column.column} disappeared"
