@@ -265,3 +265,28 @@ def rejected_by_table(client: Any, dataset: str, load_ids: list[str]) -> dict[st
     for feed, reason, count in rows or []:
         result.setdefault(feed, {})[reason] = count
     return result
+
+
+def supersede_rows(
+    client: Any, source: str, dataset: str, table: str, key: list[str], load_ids: list[str]
+) -> None:
+    """A database source's open quarantined row is superseded once a later version of its
+    key loaded (fixed at the source, it was read again). `row_key` is `k1=v1, k2=v2`."""
+    if not load_ids:
+        return
+    parts = " || ', ' || ".join(
+        f"'{column}=' || r.{client.escape_column_name(column)}::text" for column in key
+    )
+    client.execute_sql(
+        f"""
+        update {AUDIT_TABLE} as t
+        set status = '{SUPERSEDED}', resolved_at = now(), resolved_load_id = r._dlt_load_id
+        from {client.make_qualified_table_name(table)} as r
+        where t.source = %s and t.feed = %s and t.status = '{OPEN}'
+          and t.row_key = {parts} and r._dlt_load_id = any(%s)
+          and t.load_id < r._dlt_load_id
+        """,
+        source,
+        table,
+        list(load_ids),
+    )

@@ -215,9 +215,20 @@ def _sqlalchemy_url(credentials: Any) -> Any:
 def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = None) -> None:
     """Publish rejected rows to elt_audit.quarantine; per table: read = loaded + quarantined."""
     load_ids = [*report.resumed_load_ids, *report.load_ids]
+    tables = (overrides or {}).get("tables") or dlt.config.get(f"sources.{SOURCE_NAME}.tables")
+    naming = pipeline.default_schema.naming
+    keys = {
+        naming.normalize_table_identifier(table): [
+            naming.normalize_identifier(column) for column in spec.get("primary_key") or []
+        ]
+        for table, spec in (tables or {}).items()
+    }
     with pipeline.sql_client() as client:
         q.publish(client, SOURCE_NAME, report.dataset)
         rejected = q.rejected_by_table(client, report.dataset, load_ids)
+        for table in report.rows:
+            if keys.get(table):
+                q.supersede_rows(client, SOURCE_NAME, report.dataset, table, keys[table], load_ids)
     for table in sorted(set(report.rows) | set(rejected)):
         reasons = rejected.get(table, {})
         quarantined = sum(reasons.values())

@@ -115,3 +115,14 @@ def test_null_cursor_fail_stops_the_source_naming_table_and_policy(seeded, shop_
 def test_an_unknown_null_cursor_policy_names_the_setting(seeded):
     with pytest.raises(ValueError, match=r"sources\.shop\.null_cursor: 'skip' is not a policy"):
         load(seeded, null_cursor="skip")
+
+
+def test_a_quarantined_row_fixed_at_the_source_loads_and_is_superseded(seeded, warehouse, shop_url):
+    load(seeded)
+    execute(shop_url, "update orders set shipping_amount = 'NaN' where order_id = 4")
+    load(seeded)
+    assert query(warehouse, "select status from elt_audit.quarantine") == [("open",)]
+    execute(shop_url, "update orders set shipping_amount = 4.5 where order_id = 4")
+    report = load(seeded)
+    assert report.counts["orders"] == {"read": 1, "loaded": 1, "quarantined": 0}
+    assert query(warehouse, "select status from elt_audit.quarantine") == [("superseded",)]
