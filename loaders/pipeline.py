@@ -189,16 +189,8 @@ def run(
     else:
         dlt_source = build_source(source, **(source_overrides or {}))
         changes = find_type_changes(dlt_source, known)
-    dropped = find_dropped_columns(dlt_source, known) if build is None else []
-    if dropped and contract["columns"] == "freeze":
-        raise FrozenDroppedColumn(source, dropped)
-    if dropped:  # evolve: keep the column, nullable, NULL in new rows; announce it
-        keep_dropped_columns(dlt_source, dropped)
-        _allow_nulls(pipeline, dropped)
-        report.notes += [column.describe(source) for column in dropped]
-    if known and build is None:
-        with pipeline.sql_client() as client:
-            mark_gone_columns(client, dropped, known)
+    if build is None:
+        report.notes += _dropped_columns(source, pipeline, dlt_source, known, contract)
     if changes and contract["data_type"] == "freeze":
         raise FrozenTypeChange(source, changes)
     if changes and contract["data_type"] != "evolve":
@@ -225,6 +217,23 @@ def run(
         after_load(pipeline, report, source_overrides)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _dropped_columns(
+    source: str, pipeline: Any, dlt_source: Any, known: dict[str, Any], contract: dict[str, str]
+) -> list[str]:
+    """Columns the source stopped delivering: refused under `columns = "freeze"`, else kept
+    in raw (nullable, NULL in new rows, marked for `elt test`); one note each."""
+    dropped = find_dropped_columns(dlt_source, known)
+    if dropped and contract["columns"] == "freeze":
+        raise FrozenDroppedColumn(source, dropped)
+    if dropped:
+        keep_dropped_columns(dlt_source, dropped)
+        _allow_nulls(pipeline, dropped)
+    if known:
+        with pipeline.sql_client() as client:
+            mark_gone_columns(client, dropped, known)
+    return [column.describe(source) for column in dropped]
 
 
 def _load(pipeline: Any, pipelines_dir: Path, source: str) -> Any:

@@ -20,11 +20,11 @@ from loaders.identifiers import IdentifierError, check_table_names, check_table_
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
 from loaders.shop.values import (
-    FLAG_COLUMN,
     NULL_CURSOR_POLICIES,
     RowQuarantine,
     TableRules,
     exact_decimal,
+    is_numeric,
     safe_select,
 )
 
@@ -164,11 +164,9 @@ def _numeric_as_text(resource: DltResource, sql_columns: dict[str, Any]) -> dict
     """Numeric columns are read as text (values.safe_select). A bounded one is cast back to
     its exact arrow decimal; an unbounded one (or wider than arrow's 38 digits) is typed
     text in raw, so no digit is lost (dlt would make it numeric(38,9))."""
-    from loaders.shop.values import _is_numeric
-
     decimals = {}
     for name, column in sql_columns.items():
-        if not _is_numeric(column):
+        if not is_numeric(column):
             continue
         decimal = exact_decimal(column)
         if decimal is not None:
@@ -179,7 +177,6 @@ def _numeric_as_text(resource: DltResource, sql_columns: dict[str, Any]) -> dict
             hint.pop("precision", None)
             hint.pop("scale", None)
             hint["data_type"] = "text"
-    resource.columns.pop(FLAG_COLUMN, None) if isinstance(resource.columns, dict) else None
     return decimals
 
 

@@ -38,7 +38,7 @@ class NullCursorError(ValueError):
     """A NULL cursor value under `null_cursor = "fail"`."""
 
 
-def _is_numeric(column: Any) -> bool:
+def is_numeric(column: Any) -> bool:
     import sqlalchemy as sa
 
     return isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Float)
@@ -66,7 +66,7 @@ def safe_select(query: Any, table: Any) -> Any:
 
     columns, reasons = [], []
     for column in table.columns:
-        if _is_numeric(column):
+        if is_numeric(column):
             bad = column.in_([sa.literal("NaN"), sa.literal("Infinity"), sa.literal("-Infinity")])
             reason = f"column {column.name}: NaN or Infinity has no value in the warehouse"
             value = sa.cast(column, sa.Text)
