@@ -155,7 +155,7 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     hint = getattr(cause, "hint", None) or (
         f"fix the cause, then rerun `elt load {source}` (pending data is finished first)"
     )
-    if "contract" in type(cause).__name__.lower():
+    if "contract" in type(cause).__name__.lower() or getattr(cause, "data_error", False):
         return DataError(message, hint=hint)
     return ConfigError(message, hint=hint)
 

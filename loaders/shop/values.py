@@ -35,7 +35,13 @@ NULL_CURSOR_POLICIES = ("quarantine", "fail")
 
 
 class NullCursorError(ValueError):
-    """A NULL cursor value under `null_cursor = "fail"`."""
+    """A NULL cursor value under `null_cursor = "fail"`: the data failed (exit 1)."""
+
+    data_error = True
+    hint = (
+        'fill the cursor at the source, or set null_cursor = "quarantine" to load the'
+        " other rows and keep these aside"
+    )
 
 
 def is_numeric(column: Any) -> bool:

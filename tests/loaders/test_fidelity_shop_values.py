@@ -126,3 +126,16 @@ def test_a_quarantined_row_fixed_at_the_source_loads_and_is_superseded(seeded, w
     report = load(seeded)
     assert report.counts["orders"] == {"read": 1, "loaded": 1, "quarantined": 0}
     assert query(warehouse, "select status from elt_audit.quarantine") == [("superseded",)]
+
+
+def test_null_cursor_fail_is_a_data_failure_with_a_hint(seeded, shop_url):
+    from elt.commands.load import describe_failure
+    from runtime.errors import DataError
+
+    make_ledger(shop_url)
+    execute(shop_url, "insert into ledger values (1, null, 1, 1, 1)")
+    with pytest.raises(Exception) as caught:
+        load(seeded, tables={"ledger": {**LEDGER, "null_cursor": "fail"}})
+    error = describe_failure("shop", "extracting", caught.value)
+    assert isinstance(error, DataError) and "cursor updated_at is NULL" in str(error)
+    assert 'null_cursor = "quarantine"' in error.hint
