@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from conftest import demo_payments_api, elt_environment, landing_dir
-from support import execute, query, run_elt
+from support import execute, fetch, query, run_elt
 
 from demo import marketing, shop
 
@@ -62,10 +62,16 @@ def test_infinity_and_nan_are_quarantined_then_the_next_tick_loads_normally(data
         counts = report["counts"]["orders"]
         assert counts["read"] == counts["loaded"] + counts["quarantined"]
         assert counts["quarantined"] <= 2
-        # raw holds exactly the good rows
+        # raw and staging hold exactly the good rows
         assert query(
             warehouse, "select count(*) from raw_shop.orders where order_id in (900001, 900002)"
         ) == [(0,)]
+        run_elt("transform", "-s", "stg_shop__orders", env=env, check=True)
+        staged = {
+            key for (key,) in query(warehouse, "select order_id from staging.stg_shop__orders")
+        }
+        source = {key for (key,) in fetch(shop_url, "select order_id from orders")}
+        assert staged == source - {900001, 900002}
 
 
 def test_a_jsonl_file_nested_5000_deep_in_the_landing_folder_is_quarantined_by_name(
