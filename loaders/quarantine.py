@@ -268,14 +268,20 @@ def rejected_by_table(client: Any, dataset: str, load_ids: list[str]) -> dict[st
 
 
 def supersede_rows(
-    client: Any, source: str, dataset: str, table: str, key: list[str], load_ids: list[str]
+    client: Any,
+    source: str,
+    dataset: str,
+    table: str,
+    key: list[tuple[str, str]],
+    load_ids: list[str],
 ) -> None:
     """A database source's open quarantined row is superseded once a later version of its
-    key loaded (fixed at the source, it was read again). `row_key` is `k1=v1, k2=v2`."""
+    key loaded (fixed at the source, it was read again). `row_key` is `k1=v1, k2=v2` in
+    the source's column names; `key` pairs each with its raw column."""
     if not load_ids:
         return
     parts = " || ', ' || ".join(
-        f"'{column}=' || r.{client.escape_column_name(column)}::text" for column in key
+        f"{_literal(name + '=')} || r.{client.escape_column_name(raw)}::text" for name, raw in key
     )
     client.execute_sql(
         f"""
@@ -290,3 +296,7 @@ def supersede_rows(
         table,
         list(load_ids),
     )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -214,9 +214,10 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
     load_ids = [*report.resumed_load_ids, *report.load_ids]
     tables = (overrides or {}).get("tables") or dlt.config.get(f"sources.{SOURCE_NAME}.tables")
     naming = pipeline.default_schema.naming
-    keys = {
+    keys = {  # raw table -> (source name, raw name) of each key column
         naming.normalize_table_identifier(table): [
-            naming.normalize_identifier(column) for column in spec.get("primary_key") or []
+            (column, naming.normalize_identifier(column))
+            for column in spec.get("primary_key") or []
         ]
         for table, spec in (tables or {}).items()
     }

@@ -21,6 +21,7 @@ whose cursor is NULL, go to the quarantine (`raw_shop._elt_quarantine`, then
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -203,10 +204,13 @@ class RowQuarantine:
 
 
 def _columns_of(reason: str) -> str:
-    """The columns a reason names ("column a: ...; cursor b is NULL" -> "a, b")."""
+    """The columns a reason names ("column a b: ...; cursor c is NULL" -> "a b, c")."""
     names = []
     for part in reason.split("; "):
-        words = part.split()
-        if len(words) > 1 and words[0] in ("column", "cursor"):
-            names.append(words[1].rstrip(":"))
+        match = _REASON_COLUMN.match(part)
+        if match:
+            names.append(match["column"] or match["cursor"])
     return ", ".join(names)
+
+
+_REASON_COLUMN = re.compile(r"^(?:column (?P<column>.+?): |cursor (?P<cursor>.+) is NULL$)")

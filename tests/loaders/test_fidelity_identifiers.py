@@ -87,3 +87,29 @@ def test_a_cursor_that_is_not_a_column_is_named_with_its_setting(elt_env, shop_u
         IdentifierError, match=r"sources\.shop\.tables\.spaced\.cursor: 'updated at' is not a"
     ):
         load(elt_env, {"spaced": {"primary_key": ["id"], "cursor": "updated at"}})
+
+
+def test_a_quarantined_row_of_a_spaced_name_table_is_keyed_and_superseded_by_source_names(
+    elt_env, warehouse, shop_url
+):
+    execute(
+        shop_url,
+        'create table "Odd Prices" ("Item Id" bigint primary key, "Unit Price" numeric,'
+        " updated_at timestamptz not null default now());"
+        """insert into "Odd Prices" values (1, 'NaN'), (2, 2.5)""",
+    )
+    tables = {"Odd Prices": {"primary_key": ["Item Id"], "cursor": "updated_at"}}
+    report = load(elt_env, tables)
+    assert report.counts["odd_prices"] == {"read": 2, "loaded": 1, "quarantined": 1}
+    audit = "select row_key, column_name, status from elt_audit.quarantine"
+    assert query(warehouse, audit) == [("Item Id=1", "Unit Price", "open")]
+    execute(
+        shop_url,
+        """update "Odd Prices" set "Unit Price" = 1.25, updated_at = now() where "Item Id" = 1""",
+    )
+    load(elt_env, tables)
+    assert query(warehouse, audit) == [("Item Id=1", "Unit Price", "superseded")]
+    assert query(warehouse, "select unit_price from raw_shop.odd_prices order by item_id") == [
+        ("1.25",),
+        ("2.5",),
+    ]
