@@ -13,7 +13,7 @@ from elt.dbt_runner import DbtRun, NodeResult, invoke, manifest_graph, parse, ro
 from elt.options import format_option
 from elt.runtime import Runtime
 from runtime.audit import Run, audited
-from runtime.errors import ConfigError, DataError
+from runtime.errors import ConfigError, DataError, UnavailableError
 
 _FAILED = {"error", "fail", "runtime error"}
 
@@ -42,13 +42,18 @@ def transform(fmt: str, **options: Any) -> None:
         skipped = sorted({model for change in drift for model in change.models})
         if skipped:
             options["exclude"] = (*options["exclude"], *(f"{model}+" for model in skipped))
-        run = invoke(
-            runtime.dbt_dir,
-            ["build", *dbt_args(options)],
-            quiet_progress=fmt == "json",
-            manifest=manifest,
-            rerun=rerun_command("transform", options),
-        )
+        try:
+            run = invoke(
+                runtime.dbt_dir,
+                ["build", *dbt_args(options)],
+                quiet_progress=fmt == "json",
+                manifest=manifest,
+                rerun=rerun_command("transform", options),
+            )
+        except ConfigError as exc:
+            if "lock timeout" not in str(exc):
+                raise
+            raise _blocked_publish(runtime, options) from None
         _require_selection("transform", [run], options)
         _finish("transform", [run], fmt, audit, drift, options, runtime)
 
@@ -91,6 +96,18 @@ def test(fmt: str, **options: Any) -> None:
         )
         _require_selection("test", runs, options)
         _finish("test", runs, fmt, audit, drift, options, runtime)
+
+
+def _blocked_publish(runtime: Runtime, options: dict[str, Any]) -> UnavailableError:
+    """The publish gave up on a reader's lock (lock_timeout): name who holds it."""
+    holders = lock_holders(runtime.warehouse, ["marts"])
+    who = "; ".join(holder.describe() for holder in holders[:2]) or "another session"
+    return UnavailableError(
+        "transform: publishing the marts gave up waiting for a lock (lock_timeout_seconds):"
+        f" {who}; the marts are as they were",
+        hint=f"rerun `elt {rerun_command('transform', options)}` once it is released"
+        " (pg_terminate_backend(pid) ends it)",
+    )
 
 
 def rerun_command(command: str, options: dict[str, Any]) -> str:
