@@ -11,9 +11,13 @@ import traceback
 import click
 
 from elt import output
+from elt.commands.dbt import dbt
 from elt.commands.demo import demo
 from elt.commands.deps import deps
+from elt.commands.docs import docs
 from elt.commands.doctor import doctor
+from elt.commands.env import env
+from elt.commands.lint import lint
 from elt.commands.load import load
 from elt.commands.quarantine import quarantine
 from elt.commands.runs import runs
@@ -45,6 +49,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):
+    cli.add_command(command)
+for command in (dbt, lint, docs, env):  # the analyst loop
     cli.add_command(command)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from elt import dbt_packages, output
+from elt import dbt_packages, output, tool_env
 from runtime import warehouse as wh
 from runtime.project import project_dir
 
@@ -51,8 +51,14 @@ class Runtime:
         self._use_demo_payments_api()
 
     def prepare_dbt(self) -> None:
-        """dbt's environment, and its packages: the local subsets where none is installed."""
-        os.environ.update(self.warehouse.dbt_env())
+        """dbt's environment, and its packages: the local subsets where none is installed.
+
+        For the embedded warehouse the environment is also written to `.elt/dbt.env`, which
+        plain `dbt` and `sqlfluff` in the venv read (elt/tool_env.py)."""
+        env = self.warehouse.dbt_env()
+        os.environ.update(env)
+        if self.warehouse.embedded:
+            tool_env.write(self.home, env)
         for package in dbt_packages.ensure_installed(self.dbt_dir):
             if package.installed_now:
                 output.log(
