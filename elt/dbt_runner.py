@@ -173,6 +173,12 @@ def root_cause(message: str) -> str:
     exist\n  LINE 3: ...` becomes `fct_orders (models/.../fct_orders.sql): column "x" does not
     exist`; a missing ref becomes `stg_x (models/...): ref 'y' not found`.
     """
+    where, cause = split_cause(message)
+    return f"{where}: {cause}" if where else cause
+
+
+def split_cause(message: str) -> tuple[str, str]:
+    """(`node (file)` or '', the root cause): the database's words where dbt wraps them."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     where, causes = "", []
     for line in lines:
@@ -180,6 +186,8 @@ def root_cause(message: str) -> str:
         if heading:
             if heading["name"]:
                 where = f"{heading['name']} ({heading['path']})"
+            elif heading["kind"] == "Database":
+                causes = []  # a wrapped database error: its words are the root cause
             if heading["rest"]:
                 causes.append(heading["rest"])
             continue
@@ -191,10 +199,8 @@ def root_cause(message: str) -> str:
     if node and not where:
         where = f"{node['name']} ({node['path']})"
     if missing:
-        cause = f"ref '{missing['ref']}' not found"
-    else:
-        cause = causes[0] if causes else (lines[0] if lines else "")
-    return f"{where}: {cause}" if where else cause
+        return where, f"ref '{missing['ref']}' not found"
+    return where, causes[0] if causes else (lines[0] if lines else "")
 
 
 def manifest_graph(manifest: Any) -> dict[str, Any]:
@@ -223,7 +229,9 @@ def _node(result: Any) -> NodeResult:
     if isinstance(adapter_response, dict):
         rows = adapter_response.get("rows_affected")
     status = str(getattr(result.status, "value", result.status))
-    attached = getattr(node, "attached_node", None)
+    attached = getattr(node, "attached_node", None) or (
+        f"model.{node.model}" if isinstance(getattr(node, "model", None), str) else None
+    )
     return NodeResult(
         name=_display_name(node),
         resource_type=_resource_type(node),

@@ -9,7 +9,15 @@ import click
 from elt import output
 from elt.blockers import lock_holders
 from elt.dbt_options import audit_args, dbt_args, dbt_run_options
-from elt.dbt_runner import DbtRun, NodeResult, invoke, manifest_graph, parse, root_cause
+from elt.dbt_runner import (
+    DbtRun,
+    NodeResult,
+    invoke,
+    manifest_graph,
+    parse,
+    root_cause,
+    split_cause,
+)
 from elt.options import format_option
 from elt.runtime import Runtime
 from runtime.audit import Run, audited
@@ -223,14 +231,18 @@ def _failure(
         parts.append(drift[0].describe())
         if command == "transform":
             parts.append(f"{', '.join(drift[0].models)} and downstream not built")
-    tests = [node for node in failed if node.resource_type in ("test", "unit_test")]
-    others = [node for node in failed if node not in tests]
+    # a unit test that errors (not fails) found its model broken: name the model
+    broken = [n for n in failed if n.resource_type == "unit_test" and n.status == "error"]
+    tests = [n for n in failed if n.resource_type in ("test", "unit_test") and n not in broken]
+    others = [node for node in failed if node not in tests and node not in broken]
     if tests:
         named = ", ".join(f"{node.name} ({_cause(node)})" for node in tests[:3])
         more = f" and {len(tests) - 3} more" if len(tests) > 3 else ""
         parts.append(f"{len(tests)} test{'s' * (len(tests) != 1)} failed: {named}{more}")
     for node in others[:2]:
         parts.append(_cause(node) if node.path else f"{node.name}: {_cause(node)}")
+    for node in broken[:2]:
+        parts.append(_broken_model(node, runtime))
     if not failed and not drift:
         parts.append("dbt reported a failure (see the lines above)")
     if any("lock timeout" in (node.message or "") for node in failed):
@@ -246,7 +258,7 @@ def _failure(
             f"held back (readers keep the previous contents): {', '.join(names[:6])}"
             + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         )
-    first = (tests or others or [None])[0]
+    first = (broken or others or tests or [None])[0]
     model = _model_of(first) if first is not None else None
     rerun = f"elt transform -s {model}+" if model else f"elt {rerun_command(command, options)}"
     hint = f"fix it, then `{rerun}`"
@@ -258,6 +270,15 @@ def _failure(
             f" {drift[0].variant.base_column}: macros/coalesce_variant.sql), then `elt transform`"
         )
     return DataError(f"{command}: " + "; ".join(parts), hint=hint)
+
+
+def _broken_model(node: NodeResult, runtime: Runtime) -> str:
+    """`model (its .sql): cause (unit test name)` for a unit test that could not run its model."""
+    _, cause = split_cause(node.message or node.status)
+    model = node.attached_to or node.name
+    found = sorted((runtime.dbt_dir / "models").rglob(f"{model}.sql"))
+    path = found[0].relative_to(runtime.dbt_dir) if found else node.path
+    return f"{model} ({path}): {cause} (unit test {node.name})"
 
 
 def _model_of(node: NodeResult) -> str | None:
