@@ -54,7 +54,6 @@ class DbtRun:
     # write-audit-publish: `schema.table` published, and held back with the reason
     published: list[str] = field(default_factory=list)
     held_back: dict[str, str] = field(default_factory=dict)
-    nothing_selected: bool = False
 
 
 LOG_FILE = "dbt/logs/dbt.log"
@@ -101,8 +100,6 @@ def invoke(
         name, message = event.info.name, event.info.msg.strip()
         if name == "JinjaLogInfo" and message.startswith(_PUBLISH):
             _note_publish(run, message.removeprefix(_PUBLISH))
-        elif name == "NoNodesForSelectionCriteria":
-            run.nothing_selected = True
         if quiet_progress or not message:
             return
         if name == "LogTestResult" and getattr(event.data, "status", "") == "pass":
