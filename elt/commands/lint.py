@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from elt.options import format_option
 from elt.runtime import Runtime
 from runtime.errors import ConfigError, DataError
 
@@ -30,11 +31,16 @@ DEFAULT_PATHS = ("dbt/models", "macros", "tests/dbt")
     help="Files linted in parallel.",
 )
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-def lint(fix: bool, processes: int, paths: tuple[str, ...]) -> None:
-    """Lint (or fix) SQL models, macros and data tests; exit 1 when anything is left."""
+@format_option()
+def lint(fix: bool, processes: int, paths: tuple[str, ...], fmt: str) -> None:
+    """Lint (or fix) SQL models, macros and data tests; exit 1 when anything is left.
+
+    With --format json, stdout is sqlfluff's JSON report (one entry per file)."""
     runtime = Runtime()
     runtime.prepare_dbt()
     command = ["fix"] if fix else ["lint"]
+    if fmt == "json":
+        command += ["--format", "json"]
     argv = [sys.executable, "-m", "sqlfluff", *command, "--processes", str(processes)]
     result = subprocess.run(
         [*argv, *(paths or DEFAULT_PATHS)],
