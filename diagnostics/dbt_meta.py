@@ -170,12 +170,21 @@ def _keys_from_manifest(manifest: dict) -> list[MartKey]:
             keys.append(
                 MartKey(
                     model=model["name"],
-                    schema=model["schema"],
+                    schema=_published_schema(model),
                     table=model.get("alias") or model["name"],
                     column=column,
                 )
             )
     return keys
+
+
+def _published_schema(model: dict) -> str:
+    """Where readers find a model: a write-audit-publish mart builds in `<schema>__wap`
+    and is published to `<schema>` (macros/write_audit_publish.sql)."""
+    meta = (model.get("config") or {}).get("meta") or {}
+    if str(meta.get("write_audit_publish", "")).lower() == "true":
+        return model["schema"].removesuffix("__wap")
+    return model["schema"]
 
 
 def _keys_from_yaml(project: Path) -> list[MartKey]:
