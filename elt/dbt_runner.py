@@ -94,9 +94,12 @@ def invoke(
     """
     from dbt.cli.main import dbtRunner
 
+    from runtime import runlog
+
     run = DbtRun(command=args[0], success=False)
 
     def on_event(event: Any) -> None:
+        runlog.dbt_event(event)  # every run's log keeps dbt's own events
         name, message = event.info.name, event.info.msg.strip()
         if name == "JinjaLogInfo" and message.startswith(_PUBLISH):
             _note_publish(run, message.removeprefix(_PUBLISH))
