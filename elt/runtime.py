@@ -5,6 +5,7 @@ Resolved once per invocation and lazily, so `elt --help` touches nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -12,8 +13,11 @@ from functools import cached_property
 from pathlib import Path
 
 from elt import dbt_packages, output
+from runtime import embedded, roles
 from runtime import warehouse as wh
+from runtime.errors import ConfigError
 from runtime.project import project_dir
+from runtime.secrets import encode_url_password
 
 DEMO_SHOP_DATABASE = "shop"
 PAYMENTS_URL_ENV = "SOURCES__PAYMENTS__BASE_URL"
@@ -33,20 +37,34 @@ class Runtime:
     def pipelines_dir(self) -> Path:
         """dlt's working directory; disposable, state is restored from the warehouse."""
         configured = os.environ.get("ELT_PIPELINES_DIR")
-        return Path(configured) if configured else self.project / ".elt" / "pipelines"
+        return Path(configured) if configured else self.home / "pipelines"
 
     @cached_property
-    def warehouse(self) -> wh.Warehouse:
-        """The warehouse, started on demand when embedded; its database created if missing."""
+    def admin_warehouse(self) -> wh.Warehouse:
+        """The warehouse as the configured user (the embedded server's superuser), started
+        on demand when embedded, its database and elt's roles created if missing."""
         warehouse = wh.resolve(self.project)
         if warehouse.embedded:
             wh.ensure_database(warehouse, warehouse.database)
+            roles.ensure_applied(warehouse)
         return warehouse
+
+    @cached_property
+    def warehouse(self) -> wh.Warehouse:
+        """The warehouse as the running command's role (runtime/roles.py COMMANDS)."""
+        return self.admin_warehouse.as_role(roles.for_command(_command_name()))
 
     def prepare_dlt(self) -> None:
         """Point dlt at this project's `.dlt/` and the shop source at the demo by default."""
         os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
+        for key, value in list(os.environ.items()):
+            if key.startswith("SOURCES__") and key.endswith("__CREDENTIALS") and "://" in value:
+                # an un-encoded password would reach the driver in fragments (and its errors)
+                os.environ[key] = encode_url_password(value)
         if not self.shop_credentials_configured():
+            if self.admin_warehouse.embedded:
+                with contextlib.suppress(ConfigError):  # no demo database: nothing to grant
+                    roles.grant_source_read(self.admin_warehouse, DEMO_SHOP_DATABASE)
             os.environ["SOURCES__SHOP__CREDENTIALS"] = self.warehouse.url_for(DEMO_SHOP_DATABASE)
         self._use_demo_payments_api()
 
@@ -102,7 +120,7 @@ class Runtime:
     @property
     def home(self) -> Path:
         """The project's private working directory (embedded warehouse, demo API state)."""
-        return self.project / ".elt"
+        return embedded.home(self.project)
 
     def payments_configured(self) -> bool:
         """True when the user set the payments API's base_url (environment, secrets, config);
@@ -127,3 +145,13 @@ class Runtime:
         if state:
             os.environ[PAYMENTS_URL_ENV] = state["url"]
             os.environ.setdefault(PAYMENTS_TOKEN_ENV, state["token"])
+
+
+def _command_name() -> str | None:
+    """The `elt` subcommand being run (`quarantine` for `elt quarantine list`), if any."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None and ctx.parent.parent is not None:
+        ctx = ctx.parent
+    return ctx.info_name if ctx is not None and ctx.parent is not None else None

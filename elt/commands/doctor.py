@@ -105,14 +105,14 @@ def build_context(timeout: float | None):
     from diagnostics.context import Context
     from diagnostics.sources import configured_sources
     from elt.runtime import DEMO_SHOP_DATABASE, Runtime
-    from runtime import embedded
+    from runtime import embedded, roles
     from runtime import warehouse as wh
 
     runtime = Runtime()
     config = project_config.load(runtime.project)
     warehouse, problem, misconfigured = None, None, False
     try:
-        warehouse = wh.resolve(runtime.project, start=False)
+        warehouse = wh.resolve(runtime.project, start=False).as_role(roles.for_command("doctor"))
     except ConfigError as exc:
         misconfigured = bool(os.environ.get(wh.URL_ENV, "").strip())
         hint = exc.hint or "check ELT_WAREHOUSE_URL"

@@ -9,7 +9,6 @@ import click
 
 from elt import output
 from elt.runtime import Runtime
-from runtime.errors import ConfigError
 
 
 @click.command(
@@ -28,28 +27,10 @@ from runtime.errors import ConfigError
 )
 @click.option("--timeout", default=60, show_default=True, help="Statement timeout in seconds.")
 def sql(query: str, fmt: str, timeout: int) -> None:
-    """Run QUERY in a read-only transaction and print the rows."""
-    import psycopg2
+    """Run QUERY, one read-only statement, as the analyst and print the rows."""
+    from runtime import readonly
 
-    warehouse = Runtime().warehouse
-    conn = warehouse.connect()
-    try:
-        conn.set_session(readonly=True, autocommit=False)
-        with conn.cursor() as cur:
-            cur.execute("set local statement_timeout = %s", (timeout * 1000,))
-            try:
-                cur.execute(query)
-            except psycopg2.Error as exc:
-                first = (exc.pgerror or str(exc)).strip().splitlines()
-                raise ConfigError(
-                    f"sql: {first[0] if first else type(exc).__name__}",
-                    hint="elt sql is read-only; check the query",
-                ) from None
-            columns = [d.name for d in cur.description] if cur.description else []
-            rows = cur.fetchall() if cur.description else []
-        conn.rollback()
-    finally:
-        conn.close()
+    columns, rows = readonly.run(Runtime().warehouse, query, timeout)
     if fmt == "json":
         output.emit_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif fmt == "csv":
