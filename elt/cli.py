@@ -17,8 +17,10 @@ from elt.commands.deps import deps
 from elt.commands.doctor import doctor
 from elt.commands.load import load
 from elt.commands.quarantine import quarantine
+from elt.commands.roles import roles
 from elt.commands.runs import runs
 from elt.commands.sql import sql
+from elt.commands.stop import stop
 from elt.commands.transform import test, transform
 from runtime.errors import EltError
 from runtime.secrets import redact
@@ -33,6 +35,8 @@ Examples:
   elt sql "select count(*) from marts.fct_orders" --format csv
   elt doctor                    what is down, stale or failing, and what to do next
   elt quarantine list           rows a load could not parse, with file, line and reason
+  elt roles apply --dry-run     the least-privilege roles each command connects as
+  elt stop                      stop the embedded warehouse and the demo payments API
 """
 
 
@@ -46,7 +50,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     output.route_runtime_logs()
 
 
-for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):
+for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine, roles, stop):
     cli.add_command(command)
 
 
