@@ -137,6 +137,20 @@ def parse_url(url: str) -> Warehouse:
     )
 
 
+def connectorx_url(url: str) -> str | None:
+    """The URL connectorx needs for a `verify-ca`/`verify-full` one, else None.
+
+    connectorx (rust-postgres) refuses those sslmode values, but with `require` and an
+    `sslrootcert` it verifies the server's certificate against that root, as libpq does
+    for `require` with a root certificate (verify-ca)."""
+    parts = urlsplit(encode_url_password(url))
+    query = dict(parse_qsl(parts.query))
+    if query.get("sslmode") not in ("verify-ca", "verify-full"):
+        return None
+    query["sslmode"] = "require"
+    return parts._replace(scheme="postgresql", query=urlencode(query)).geturl()
+
+
 def resolve(project_dir: Path, *, start: bool = True) -> Warehouse:
     """The configured warehouse, or the embedded one (started on demand when `start`)."""
     url = os.environ.get(URL_ENV, "").strip()

@@ -17,6 +17,7 @@ from dlt.sources.sql_database import sql_table
 
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
+from runtime.warehouse import connectorx_url
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
@@ -55,7 +56,7 @@ def shop(
             schema=schema,
             backend=backend,
             chunk_size=chunk_size,
-            backend_kwargs=_backend_kwargs(backend, chunk_size),
+            backend_kwargs=_backend_kwargs(backend, chunk_size, credentials),
             reflection_level="full_with_precision",
             incremental=dlt.sources.incremental(cursor, lag=lag_seconds),
             write_disposition=MERGE if known_tables is None or table in known_tables else "append",
@@ -82,9 +83,14 @@ def _tables_in_warehouse() -> set[str] | None:
     return set(pipeline.default_schema.tables)
 
 
-def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:
+def _backend_kwargs(backend: str, chunk_size: int, credentials: Any = None) -> dict[str, Any]:
     if backend == "connectorx":
-        return {"return_type": "arrow_stream", "batch_size": chunk_size}
+        kwargs: dict[str, Any] = {"return_type": "arrow_stream", "batch_size": chunk_size}
+        # sslmode verify-full: connectorx verifies against sslrootcert under another name
+        tls = connectorx_url(credentials) if isinstance(credentials, str) else None
+        if tls:
+            kwargs["conn"] = tls
+        return kwargs
     return {}
 
 
