@@ -30,7 +30,7 @@ _KEYWORD_PASSWORD = re.compile(
     re.IGNORECASE,
 )
 _AUTH_HEADER = re.compile(
-    r"""((?:authorization|x-api-key|api[_-]?key|token)["']?\s*[:=]\s*["']?)"""
+    r"""((?:authorization|x-api-key|api[_-]?key|access[_-]?token)["']?\s*[:=]\s*["']?)"""
     r"""((?:bearer|basic|token)\s+)?([^\s"',;}]+)""",
     re.IGNORECASE,
 )

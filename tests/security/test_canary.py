@@ -183,7 +183,7 @@ def test_a_wrong_warehouse_password_leaks_nowhere(elt_env, warehouse, tmp_path):
     url = f"postgresql://postgres:{WAREHOUSE_PASSWORD}@{warehouse.host}:{warehouse.port}/x"
     for args in (("--debug", "sql", "select 1"), ("--debug", "load", "shop"), ("doctor",)):
         result = run_elt(*args, env={**elt_env, "ELT_WAREHOUSE_URL": url})
-        assert result.returncode == 2
+        assert result.returncode in (1, 2)  # the doctor: a failed check (1); others: 2
         assert hits(result.stdout + result.stderr) == []
 
 
