@@ -13,7 +13,8 @@ from elt.runtime import Runtime
 
 @click.command(
     epilog='\b\nExamples:\n  elt sql "select count(*) from marts.fct_orders" --format csv\n'
-    '  elt sql "select * from marts.rpt_daily_revenue limit 5"',
+    '  elt sql "select * from marts.rpt_daily_revenue limit 5"\n'
+    '  elt sql --role doctor "select status, count(*) from elt_audit.runs group by 1"',
 )
 @click.argument("query")
 @click.option(
@@ -26,11 +27,20 @@ from elt.runtime import Runtime
     help="table (human), json (a list of objects) or csv (header, then one line per row).",
 )
 @click.option("--timeout", default=60, show_default=True, help="Statement timeout in seconds.")
-def sql(query: str, fmt: str, timeout: int) -> None:
-    """Run QUERY, one read-only statement, as the analyst and print the rows."""
+@click.option(
+    "--role",
+    type=click.Choice(["analyst", "doctor"]),
+    default="analyst",
+    show_default=True,
+    help="analyst reads staging and marts; doctor (on-call) also raw_* and elt_audit.",
+)
+def sql(query: str, fmt: str, timeout: int, role: str) -> None:
+    """Run QUERY, one read-only statement, as the analyst (or the doctor) and print the rows."""
     from runtime import readonly
 
-    columns, rows = readonly.run(Runtime().warehouse, query, timeout)
+    runtime = Runtime()
+    warehouse = runtime.warehouse if role == "analyst" else runtime.admin_warehouse.as_role(role)
+    columns, rows = readonly.run(warehouse, query, timeout)
     if fmt == "json":
         output.emit_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif fmt == "csv":

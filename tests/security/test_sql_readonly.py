@@ -127,3 +127,17 @@ def test_the_analyst_cannot_log_in_without_its_password(mart):
     with pytest.raises(ConfigError, match="cannot connect"):
         stranger.connect()
     assert embedded.password(PROJECT, "elt_analyst") != "guess"
+
+
+def test_on_call_reads_as_the_doctor_still_read_only(mart):
+    who = run_elt("sql", "--role", "doctor", "select current_user", "--format", "csv", env=EMBEDDED)
+    assert who.stdout.splitlines()[1] == "elt_doctor", who.stderr
+    for statement in ("drop table marts.fct_orders", "select 1; drop table marts.fct_orders"):
+        assert run_elt("sql", "--role", "doctor", statement, env=EMBEDDED).returncode == 2
+    insert = run_elt(
+        "sql", "--role", "doctor",
+        "with x as (insert into marts.fct_orders values (9) returning 1) select * from x",
+        env=EMBEDDED,
+    )  # fmt: skip
+    assert insert.returncode == 2
+    assert intact(mart)
