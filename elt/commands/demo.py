@@ -60,7 +60,9 @@ def demo(orders: int, tick: bool, reset: bool, stop: bool, fmt: str) -> None:
     files_action, files = _marketing_files(runtime, url, tick=tick, reset=reset)
     api = None
     if not runtime.payments_configured():
-        state, started = payments_api.ensure_running(runtime.home, url, _identity(url))
+        state, started = payments_api.ensure_running(
+            runtime.home, _reader_url(runtime, url), _identity(url)
+        )
         api = {"url": state["url"], "pid": state["pid"], "started": started}
     if fmt == "json":
         payload = {
@@ -88,6 +90,18 @@ def demo(orders: int, tick: bool, reset: bool, stop: bool, fmt: str) -> None:
         )
     if action == "already seeded":
         output.log("use --reset to reseed, --tick to simulate activity")
+
+
+def _reader_url(runtime: Runtime, url: str) -> str:
+    """The demo API reads the shop as the loader on the embedded warehouse, never as its
+    superuser (whose password would sit in the background process's environment)."""
+    admin = runtime.admin_warehouse
+    if not admin.embedded or url != admin.url_for(DEMO_SHOP_DATABASE):
+        return url  # a shop the user configured: their credentials, their choice
+    from runtime import roles
+
+    roles.grant_source_read(admin, DEMO_SHOP_DATABASE)
+    return admin.as_role("loader").url_for(DEMO_SHOP_DATABASE)
 
 
 def _identity(url: str) -> str:
