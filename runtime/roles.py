@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from runtime import audit
+
 ROLES = {
     "loader": "elt_loader",
     "transformer": "elt_transformer",
@@ -61,7 +63,7 @@ SETTINGS = {
 WRITERS = ("loader", "transformer")
 OWNED = {"staging": "transformer", "marts": "transformer"}
 AUDIT_SCHEMA = "elt_audit"
-VERSION = 1  # bump when the statements change: the embedded warehouse reapplies them
+VERSION = 2  # bump when the statements change: the embedded warehouse reapplies them
 
 
 def for_command(command: str | None) -> str:
@@ -120,6 +122,9 @@ def statements(database: str, passwords: dict[str, str] | None = None) -> list[s
         f"alter schema {AUDIT_SCHEMA} owner to {writer}",
         f"grant usage, create on schema {AUDIT_SCHEMA} to {writer}",
         f"grant usage on schema {AUDIT_SCHEMA} to {doctor}",
+        # the run history exists before either writer: owned by the group role below, so
+        # both the loader and the transformer may alter it (a later migration)
+        audit.DDL,
         # objects an older elt made as the admin pass to the role that owns them now
         _reassign("nspname like 'raw\\_%'", ROLES["loader"], schemas_too=True),
         _reassign("nspname in ('staging', 'marts')", ROLES["transformer"]),

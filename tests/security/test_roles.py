@@ -7,7 +7,7 @@ import dataclasses
 
 import psycopg2
 import pytest
-from support import run_elt
+from support import query, run_elt
 
 from runtime import embedded, roles
 from runtime import warehouse as wh
@@ -127,3 +127,17 @@ def test_on_the_embedded_default_each_command_gets_its_role():
 def test_on_a_user_server_the_configured_user_is_used(warehouse):
     configured = wh.parse_url(warehouse.url)
     assert configured.as_role("loader") == configured
+
+
+def test_the_run_history_belongs_to_both_writers(applied):
+    owner = query(
+        applied,
+        "select pg_get_userbyid(relowner) from pg_class where oid = 'elt_audit.runs'::regclass",
+    )
+    assert owner == [(roles.AUDIT_WRITER,)]
+    for role in ("loader", "transformer"):
+        assert attempt(
+            as_role(applied, role),
+            f"alter table elt_audit.runs add column if not exists by_{role} text",
+        )
+    assert not attempt(as_role(applied, "analyst"), "select * from elt_audit.runs")
