@@ -45,6 +45,7 @@ COMMANDS = {
     "runs": "doctor",
     "doctor": "doctor",
     "metrics": "doctor",
+    "lineage": "doctor",  # traces a mart row to its raw rows and load: reads every layer
 }
 
 # per-role session defaults (a session may still lower or raise them with SET)

@@ -56,10 +56,12 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
                 )
             except Exception as exc:
                 error = describe_failure(name, stage.current, exc)
+                run.source_done(name, error=str(error))
                 if isinstance(error, DataError):
                     run.add_failure(name, "schema_contract", message=str(error))
                 raise error from exc
             reports.append(report)
+            run.source_done(name, report)
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
         prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
