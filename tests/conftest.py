@@ -29,6 +29,7 @@ SERVER_ENV = "ELT_TEST_SERVER_URL"
 # the suite's own `.elt/`: set at import, before anything resolves a home
 SUITE_HOME = Path(tempfile.mkdtemp(prefix="elt-test-home-"))
 os.environ[embedded.HOME_ENV] = str(SUITE_HOME)
+os.environ["ELT_LOGS__DIR"] = str(SUITE_HOME / "logs")  # run logs (runtime/runlog.py) too
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
