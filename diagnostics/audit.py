@@ -185,7 +185,7 @@ def row_counts(ctx: Context, spec: SourceSpec) -> Outcome:
         table = changes[0][0]
         return warn(
             f"last load vs the {len(previous)} before it: {listed}",
-            f'look at recent loads: `elt sql "select _dlt_load_id, count(*) from'
+            f'look at recent loads: `elt sql --role doctor "select _dlt_load_id, count(*) from'
             f' {spec.dataset}.{table} group by 1 order by 1 desc limit 10"`',
             **facts,
         )
@@ -250,6 +250,7 @@ def quarantine(ctx: Context, spec: SourceSpec) -> Outcome:
     only = f" where {column} = '{value}'" if column else ""
     return warn(
         f"{count:,} quarantined row(s) waiting{age}{scope}",
-        f'`elt sql "select {group}, count(*) from {SCHEMA}.quarantine{only} group by 1"`',
+        f'`elt sql --role doctor "select {group}, count(*) from {SCHEMA}.quarantine{only}'
+        f' group by 1"`',
         rows=count,
     )

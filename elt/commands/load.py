@@ -13,6 +13,7 @@ from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
 from runtime.audit import audited
 from runtime.errors import ConfigError, DataError, EltError, UnavailableError
+from runtime.retention import prune as prune_load_packages
 
 
 @click.command(
@@ -61,6 +62,7 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
             run.source_done(name, report)
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
+        prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
         breaches = quarantine_breaches(reports)
         render(reports, fmt, time.monotonic() - started, failed=bool(breaches))
         stopped = [report for report in reports if report.stops]

@@ -70,6 +70,10 @@ class DuckDBWarehouse:
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".elt-lock")
 
+    def as_role(self, role: str) -> DuckDBWarehouse:
+        """One user: a DuckDB file has no roles (runtime/roles.py applies to PostgreSQL)."""
+        return self
+
     def dbt_env(self) -> dict[str, str]:
         return {"ELT_DUCKDB_PATH": str(self.path)}
 

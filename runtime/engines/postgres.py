@@ -47,4 +47,5 @@ def read_only(warehouse: Any, *, timeout: float) -> Any:
     conn.set_session(readonly=True, autocommit=True)
     with conn.cursor() as cur:
         cur.execute("set statement_timeout = %s", (int(timeout * 1000),))
+        cur.execute("set lock_timeout = %s", (int(timeout * 1000),))
     return conn
