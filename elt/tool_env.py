@@ -67,7 +67,9 @@ def apply_defaults() -> None:
 
             env = parse_url(url).dbt_env()
         else:
-            path = find(Path.cwd())
+            home = os.environ.get("ELT_HOME", "").strip()
+            path = Path(home) / ENV_FILE if home else find(Path.cwd())
+            path = path if path and path.is_file() else None
             env = read(path) if path else {}
         for key, value in env.items():
             os.environ.setdefault(key, value)
