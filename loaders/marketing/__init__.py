@@ -6,8 +6,10 @@ readers would fail a whole file on one bad row (or need pandas/duckdb and coerce
 they cannot parse), so each file goes through this package's row parsers instead
 (`parsers.py`): every row is either loaded, typed as the feed declares, or rejected
 with a reason into the quarantine (see loaders/quarantine.py). Rows keep their file
-and line (`_elt_file`, `_elt_line`, `_elt_file_modified_at`); feed tables merge on the
-feed's key, so a re-delivered file does not duplicate rows.
+and line (`_elt_file`, `_elt_line`, `_elt_file_modified_at`); feed tables are an
+append-only log keyed on the feed's key: a re-delivered file appends new versions, and
+staging keeps the one of the latest file time, then the latest load, so it does not
+duplicate rows (superseded versions go at compaction, loaders/compaction.py).
 
 Feeds are configuration: `[sources.marketing.feeds.<name>]` in `.dlt/config.toml`.
 """
@@ -31,7 +33,6 @@ from loaders.metadata import EXTRACTED_AT_COLUMN, SOURCE_COLUMN, add_load_metada
 
 SOURCE_NAME = "marketing"
 DEFAULT_MAX_QUARANTINE_SHARE = 0.1
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -41,7 +42,7 @@ def marketing(
     credentials: Any = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Iterator[DltResource]:
-    """One merge resource per feed, plus bookkeeping tables (files read, rejected rows).
+    """One append resource per feed, plus bookkeeping tables (files read, rejected rows).
 
     `bucket_url` is a local folder (relative to the project) or any location dlt's
     filesystem source supports, with `credentials` for it; `chunk_rows` bounds how many
@@ -164,7 +165,7 @@ def _feed_resource(feed: Feed, bucket_url: str, credentials: Any, chunk_rows: in
 def feed_hints(feed: Feed) -> Any:
     return dlt.mark.make_hints(
         table_name=feed.name,
-        write_disposition=MERGE,
+        write_disposition="append",
         primary_key=list(feed.primary_key),
         columns=feed_columns(feed),
         file_format="parquet",

@@ -20,7 +20,6 @@ from loaders.metadata import add_load_metadata
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -32,7 +31,13 @@ def shop(
     chunk_size: int = 100_000,
     lag_seconds: float = 600,
 ) -> Iterator[DltResource]:
-    """One merge resource per configured table, incremental on its cursor with a lag window.
+    """One append resource per configured table, incremental on its cursor with a lag window.
+
+    Raw is an append-only log: every load appends the versions it read, and they become
+    visible to staging when the load's `_dlt_loads` row is written (see
+    macros/dedupe_completed_loads.sql); superseded versions go at compaction
+    (loaders/compaction.py). A merge would delete the old versions before the new load is
+    recorded, so a crash in between would leave staging with neither.
 
     `lag_seconds` re-reads that much cursor history on every run: a row committed late by
     a transaction that began before the previous load carries an older `updated_at` and
@@ -45,7 +50,6 @@ def shop(
             " arrow batches)"
         )
     credentials = _sqlalchemy_url(credentials)
-    known_tables = _tables_in_warehouse()
     for table, spec in tables.items():
         primary_key = list(spec["primary_key"])
         cursor = spec.get("cursor", "updated_at")
@@ -58,28 +62,12 @@ def shop(
             backend_kwargs=_backend_kwargs(backend, chunk_size),
             reflection_level="full_with_precision",
             incremental=dlt.sources.incremental(cursor, lag=lag_seconds),
-            write_disposition=MERGE if known_tables is None or table in known_tables else "append",
+            write_disposition="append",
             primary_key=primary_key,
         )
         resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
         resource.add_map(add_load_metadata(SOURCE_NAME))
         yield resource
-
-
-def _tables_in_warehouse() -> set[str] | None:
-    """Tables the pipeline's schema (synced from the warehouse) already has.
-
-    A table's first load appends: one extract holds each primary key once and there is
-    nothing to merge into, and dlt's merge through a staging table more than doubles the
-    load time of a large first load (bench/README.md). Later loads merge on the key.
-    """
-    try:
-        pipeline = dlt.current.pipeline()
-    except Exception:  # built outside a pipeline (e.g. inspected): merge, always correct
-        return None
-    if not pipeline.default_schema_name:
-        return set()
-    return set(pipeline.default_schema.tables)
 
 
 def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:
