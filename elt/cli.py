@@ -11,6 +11,7 @@ import traceback
 import click
 
 from elt import output
+from elt.commands.compact import compact
 from elt.commands.demo import demo
 from elt.commands.deps import deps
 from elt.commands.doctor import doctor
@@ -44,7 +45,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     output.route_runtime_logs()
 
 
-for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):
+for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine, compact):
     cli.add_command(command)
 
 

@@ -286,6 +286,16 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
     report.file_type_changes = summary["type_changes"]
 
 
+def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each feed's key; versions order by file time, as staging dedupes (loaders/compaction.py)."""
+    from loaders.compaction import Versioning
+
+    specs, _ = settings(overrides)
+    return {
+        name: Versioning(tuple(feed.primary_key), MODIFIED_COLUMN) for name, feed in specs.items()
+    }
+
+
 def replay(pipeline: Any, overrides: dict[str, Any] | None = None, feed: str | None = None) -> Any:
     """The dlt source that re-parses open quarantined rows with the current feed rules."""
     from loaders.marketing.replayer import replay_source
@@ -297,4 +307,4 @@ def replay(pipeline: Any, overrides: dict[str, Any] | None = None, feed: str | N
     return replay_source(pipeline, chosen)
 
 
-__all__ = ["SOURCE_NAME", "after_load", "marketing", "replay"]
+__all__ = ["SOURCE_NAME", "after_load", "marketing", "replay", "versioning"]

@@ -147,3 +147,25 @@ def _path_of(spec: dict[str, Any]) -> str:
 
 def _last_path(url: str) -> str:
     return urlsplit(url).path.strip("/").rsplit("/", 1)[-1]
+
+
+def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each endpoint's key and incremental cursor, as staging dedupes (loaders/compaction.py)."""
+    from loaders.compaction import Versioning
+
+    resources = (overrides or {}).get("resources") or dlt.config["sources.payments.resources"]
+    found = {}
+    for name, spec in resources.items():
+        key = spec.get("primary_key")
+        if not key:
+            continue
+        endpoint = spec.get("endpoint") or {}
+        params = endpoint.get("params", {}) if isinstance(endpoint, dict) else {}
+        cursors = [
+            param["cursor_path"]
+            for param in params.values()
+            if isinstance(param, dict) and param.get("type") == "incremental"
+        ]
+        keys = (key,) if isinstance(key, str) else tuple(key)
+        found[name] = Versioning(keys, cursors[0] if cursors else "updated_at")
+    return found

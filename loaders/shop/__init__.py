@@ -17,6 +17,7 @@ from dlt.sources.sql_database import sql_table
 
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
+from loaders.shop.timeouts import explain_failure, with_timeouts
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
@@ -30,6 +31,8 @@ def shop(
     backend: str = "connectorx",
     chunk_size: int = 100_000,
     lag_seconds: float = 600,
+    connect_timeout_seconds: float = 10,
+    statement_timeout_seconds: float = 600,
 ) -> Iterator[DltResource]:
     """One append resource per configured table, incremental on its cursor with a lag window.
 
@@ -42,6 +45,11 @@ def shop(
     `lag_seconds` re-reads that much cursor history on every run: a row committed late by
     a transaction that began before the previous load carries an older `updated_at` and
     is still caught; the lag-window filter keeps repeats out.
+
+    `connect_timeout_seconds` and `statement_timeout_seconds` bound every connection and
+    statement (reflection and extraction alike), so a host that accepts and never answers,
+    or a table locked by another session, fails the load naming the bound instead of
+    hanging it (see timeouts.py).
     """
     if backend not in ARROW_BACKENDS:
         raise ValueError(
@@ -49,7 +57,9 @@ def shop(
             f" {', '.join(ARROW_BACKENDS)} (the lag-window filter and load metadata work on"
             " arrow batches)"
         )
-    credentials = _sqlalchemy_url(credentials)
+    credentials = with_timeouts(
+        _sqlalchemy_url(credentials), connect_timeout_seconds, statement_timeout_seconds
+    )
     for table, spec in tables.items():
         primary_key = list(spec["primary_key"])
         cursor = spec.get("cursor", "updated_at")
@@ -68,6 +78,20 @@ def shop(
         resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
         resource.add_map(add_load_metadata(SOURCE_NAME))
         yield resource
+
+
+def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each table's key and cursor, as its staging model dedupes (for loaders/compaction.py)."""
+    from loaders.compaction import Versioning
+
+    tables = (overrides or {}).get("tables") or dlt.config["sources.shop.tables"]
+    return {
+        table: Versioning(tuple(spec["primary_key"]), spec.get("cursor", "updated_at"))
+        for table, spec in tables.items()
+    }
+
+
+__all__ = ["SOURCE_NAME", "explain_failure", "shop", "versioning"]
 
 
 def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:
