@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 STATEMENT_TIMEOUT_SIGNS = ("canceling statement due to statement timeout",)
 CONNECT_TIMEOUT_SIGNS = ("timeout expired", "timed out", "connection timeout")
@@ -40,10 +40,11 @@ def with_timeouts(url: Any, connect_seconds: float, statement_seconds: float) ->
         query.append(("connect_timeout", str(max(2, math.ceil(connect_seconds)))))
     options = dict(query).get("options", "")
     if "statement_timeout" not in options:
-        option = f"-c statement_timeout={max(1, round(statement_seconds * 1000))}"
+        # no space after -c: SQLAlchemy re-renders a space as +, which connectorx keeps
+        option = f"-cstatement_timeout={max(1, round(statement_seconds * 1000))}"
         query = [(n, v) for n, v in query if n != "options"]
         query.append(("options", f"{options} {option}".strip()))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 def explain_failure(exc: BaseException) -> BaseException | None:
