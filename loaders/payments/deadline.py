@@ -92,9 +92,9 @@ class DeadlineAdapter(HTTPAdapter):
             response = super().send(request, stream=True, **kwargs)
             if not stream:
                 response.content  # noqa: B018 - read the body under the deadline
-        except Exception as exc:
+        except Exception:
             if expired.is_set():
-                raise self._exceeded(request) from exc
+                raise self._exceeded(request) from None  # the cut socket's error is noise
             raise
         finally:
             for timer in timers:
