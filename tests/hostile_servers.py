@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import struct
 import threading
@@ -123,29 +124,33 @@ def endless_pages_server() -> _SocketServer:
 
 def resetting_proxy(target_port: int, reset_after_bytes: int) -> _SocketServer:
     """Forwards to 127.0.0.1:`target_port`; a connection whose answers pass
-    `reset_after_bytes` is reset (RST) on both sides, as a dropped network would."""
+    `reset_after_bytes` is reset (RST) on both sides, as a dropped network would.
+
+    One thread per connection moves both directions (select), so no other thread sits
+    in a recv on the socket when it is closed: the close then sends the RST at once."""
 
     def handle(client: socket.socket, stopped: threading.Event) -> None:
         upstream = socket.create_connection(("127.0.0.1", target_port))
         sent = 0
-
-        def upward() -> None:
-            with contextlib.suppress(OSError):
-                while chunk := client.recv(65536):
-                    upstream.sendall(chunk)
-
-        threading.Thread(target=upward, daemon=True).start()
         try:
-            while chunk := upstream.recv(65536):
-                sent += len(chunk)
-                if sent > reset_after_bytes:
-                    for sock in (client, upstream):
-                        sock.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                        sock.close()
-                    return
-                client.sendall(chunk)
+            while not stopped.is_set():
+                ready, _, _ = select.select([client, upstream], [], [], 0.2)
+                for sock in ready:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    if sock is upstream:
+                        sent += len(chunk)
+                        if sent > reset_after_bytes:
+                            for each in (client, upstream):
+                                each.setsockopt(
+                                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                                )
+                                each.close()
+                            return
+                        client.sendall(chunk)
+                    else:
+                        upstream.sendall(chunk)
         finally:
             with contextlib.suppress(OSError):
                 upstream.close()

@@ -31,11 +31,13 @@ TABLES = {
 
 
 def staging_view(warehouse) -> dict[str, list[tuple]]:
-    """Per table, (key, updated_at) of the current versions: what staging would read."""
+    """Per table, (key, updated_at) of the current versions: what staging would read (a
+    table not created yet reads as empty, as its staging model would)."""
     return {
         table: visible(warehouse, "raw_shop", table, key, f"{key}, updated_at")
-        for table, key in TABLES.items()
         if _exists(warehouse, table)
+        else []
+        for table, key in TABLES.items()
     }
 
 
