@@ -91,9 +91,6 @@ def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-__all__ = ["SOURCE_NAME", "explain_failure", "shop", "versioning"]
-
-
 def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:
     if backend == "connectorx":
         return {"return_type": "arrow_stream", "batch_size": chunk_size}
@@ -105,3 +102,6 @@ def _sqlalchemy_url(credentials: Any) -> Any:
     if isinstance(credentials, str) and credentials.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg2://" + credentials.split("://", 1)[1]
     return credentials
+
+
+__all__ = ["SOURCE_NAME", "explain_failure", "shop", "versioning"]
