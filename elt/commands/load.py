@@ -121,9 +121,11 @@ def load_source(name: str, runtime: Runtime, run: Any, fmt: str) -> SourceOutcom
         raise
     except BaseException as exc:  # a driver's panic (connectorx) is a BaseException
         error = exc if isinstance(exc, EltError) else describe_failure(name, stage.current, exc)
+        run.source_done(name, error=str(error))
         cause = "schema_contract" if isinstance(error, DataError) else "failed"
         run.add_failure(name, cause, message=str(error))
         return SourceOutcome(name, "failed", error=error)
+    run.source_done(name, report)
     if report.stops:
         run.add_failure(name, report.stops[0].cause, message=str(describe_stop(report)))
         return SourceOutcome(name, "stopped", report, describe_stop(report))
@@ -194,7 +196,11 @@ def describe_failure(source: str, step: str, exc: BaseException) -> EltError:
 
     from loaders.compaction import LoadLockHeld
     from loaders.pipeline import source_hook
-    from loaders.schema_evolution import ContractConfigError, FrozenTypeChange
+    from loaders.schema_evolution import (
+        ContractConfigError,
+        FrozenDroppedColumn,
+        FrozenTypeChange,
+    )
 
     if isinstance(exc, LoadLockHeld):
         return ConfigError(f"load {source}: {exc}", hint=exc.hint)
@@ -207,6 +213,14 @@ def describe_failure(source: str, step: str, exc: BaseException) -> EltError:
             f" ({change.old_type} -> {change.new_type})"
         )
         return _contract_error(source, what, "data_type", "freeze")
+    from loaders.packages import PackageMovedAside
+
+    if isinstance(exc, PackageMovedAside):
+        return DataError(f"load {source}: {exc}", hint=exc.hint)
+    if isinstance(exc, FrozenDroppedColumn):
+        column = exc.dropped[0]
+        what = f"column {dataset_name(source)}.{column.table}.{column.column} disappeared"
+        return _contract_error(source, what, "columns", "freeze")
     cause: BaseException = exc
     if isinstance(exc, PipelineStepFailed):
         step = exc.step
@@ -229,7 +243,7 @@ def describe_failure(source: str, step: str, exc: BaseException) -> EltError:
     hint = getattr(cause, "hint", None) or (
         f"fix the cause, then rerun `elt load {source}` (pending data is finished first)"
     )
-    if "contract" in type(cause).__name__.lower():
+    if "contract" in type(cause).__name__.lower() or getattr(cause, "data_error", False):
         return DataError(message, hint=hint)
     return ConfigError(message, hint=hint)
 
@@ -320,6 +334,9 @@ def render(
         if report.compaction is not None:
             output.line(compaction_line(report.compaction))
     render_quarantine(reports)
+    for report in reports:
+        for note in report.notes:
+            output.line(note)
     total = sum(report.total_rows for report in reports)
     output.line(f"load: {total:,} rows from {len(reports)} source(s) in {output.seconds(seconds)}")
 
