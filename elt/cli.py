@@ -5,6 +5,7 @@ Exit codes: 0 success; 1 the data or checks failed; 2 usage, configuration or in
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -19,10 +20,13 @@ from elt.commands.lineage import lineage
 from elt.commands.load import load
 from elt.commands.metrics import metrics
 from elt.commands.quarantine import quarantine
+from elt.commands.roles import roles
 from elt.commands.runs import runs
 from elt.commands.sql import sql
+from elt.commands.stop import stop
 from elt.commands.transform import test, transform
 from runtime.errors import EltError
+from runtime.secrets import redact
 
 EPILOG = """\b
 Examples:
@@ -37,6 +41,8 @@ Examples:
   elt sql "select count(*) from marts.fct_orders" --format csv
   elt doctor                    what is down, stale or failing, and what to do next
   elt quarantine list           rows a load could not parse, with file, line and reason
+  elt roles apply --dry-run     the least-privilege roles each command connects as
+  elt stop                      stop the embedded warehouse and the demo's servers
 """
 
 
@@ -50,7 +56,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     output.route_runtime_logs()
 
 
-for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine, compact):
+for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine, roles, stop):
+    cli.add_command(command)
+for command in (compact,):  # raw log compaction (README, Raw log and compaction)
     cli.add_command(command)
 for command in (metrics, lineage):  # observability (README, Monitoring)
     cli.add_command(command)
@@ -59,6 +67,7 @@ for command in (metrics, lineage):  # observability (README, Monitoring)
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every failure becomes one line on stderr and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    os.umask(0o077)  # what elt writes (dlt's packages, dbt's logs, bundles) is its user's only
     try:
         code = cli.main(args=argv, prog_name="elt", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -71,12 +80,12 @@ def main(argv: list[str] | None = None) -> None:
         code = 2 if exc.exit_code not in (0, 1) else exc.exit_code
     except EltError as exc:
         if debug:
-            traceback.print_exc()
+            _traceback()
         output.error(str(exc), exc.hint)
         code = exc.exit_code
     except Exception as exc:  # an internal error still gets one line, not a traceback
         if debug:
-            traceback.print_exc()
+            _traceback()
         cause = str(exc).strip().splitlines()
         output.error(
             f"internal error: {type(exc).__name__}: {cause[0] if cause else ''}",
@@ -84,3 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = 2
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _traceback() -> None:
+    """`--debug`: the traceback without frame locals, every secret in it masked."""
+    sys.stderr.write(redact(traceback.format_exc()))

@@ -14,6 +14,7 @@ from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
 from runtime.audit import audited
 from runtime.errors import ConfigError, DataError, EltError, UnavailableError
+from runtime.retention import prune as prune_load_packages
 
 
 @click.command(
@@ -37,6 +38,7 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
         runtime.prepare_dlt()
         started = time.monotonic()
         outcomes = [load_source(name, runtime, run, fmt) for name in names]
+        prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
         reports = [outcome.report for outcome in outcomes if outcome.report is not None]
         for report in reports:
             for table, count in report.rows.items():
@@ -94,12 +96,9 @@ def load_source(name: str, runtime: Runtime, run: Any, fmt: str) -> SourceOutcom
     stage = StageLog(name, quiet=fmt != "human")
     stage("starting")
     try:
-        if name == "payments" and not runtime.payments_api_known():
-            raise ConfigError(
-                "load payments: no API configured and the demo payments API is not running",
-                hint="run `elt demo` to start it, or set SOURCES__PAYMENTS__BASE_URL"
-                " and SOURCES__PAYMENTS__TOKEN",
-            )
+        unavailable = runtime.source_unavailable(name)
+        if unavailable:
+            raise ConfigError(f"load {name}: {unavailable[0]}", hint=unavailable[1])
         with compaction.source_load_lock(runtime.warehouse.url, name):
             report = pipeline.run(
                 name,
