@@ -213,11 +213,17 @@ def incomplete_loads(ctx: Context, spec: SourceSpec) -> Outcome:
             if pending
             else "no pending package here: staging keeps ignoring them"
         )
+        hint = (
+            f"`elt load {spec.name}` finishes the pending package"
+            if pending
+            else f"`elt compact {spec.name}` removes them once a later load of"
+            f" {spec.name} completed (`elt load {spec.name}` first if none has)"
+        )
         return warn(
             f"{total:,} raw row(s) of loads never completed in "
             + ", ".join(f"{t} ({n:,})" for t, n in sorted(found.items()))
             + f"; {note}",
-            f"`elt load {spec.name}`",
+            hint,
             rows=total,
             tables=sorted(found),
         )

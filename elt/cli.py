@@ -12,6 +12,7 @@ import traceback
 import click
 
 from elt import output
+from elt.commands.compact import compact
 from elt.commands.dbt import dbt
 from elt.commands.demo import demo
 from elt.commands.deps import deps
@@ -59,11 +60,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     output.route_runtime_logs()
 
 
-for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine, roles, stop):
-    cli.add_command(command)
-for command in (metrics, lineage):  # observability (README, Monitoring)
-    cli.add_command(command)
-for command in (dbt, lint, docs, env):  # the analyst loop
+COMMANDS = (
+    # cron and CI
+    load, transform, test, compact,
+    # the analyst loop
+    dbt, lint, docs, env, sql,
+    # on-call and monitoring
+    doctor, runs, metrics, lineage, quarantine,
+    # set-up and the demo
+    demo, deps, roles, stop,
+)  # fmt: skip
+for command in COMMANDS:
     cli.add_command(command)
 
 

@@ -13,7 +13,6 @@ from demo.payments_api import PaymentsAPI, state_path
 
 TOKEN = "tok-cli-5e1d0b77c2"
 SMALL_PAGES = {
-    "write_disposition": "merge",
     "endpoint": {
         "data_selector": "data",
         "params": {"limit": 5},
