@@ -2,10 +2,15 @@
 
 The row is written when the command starts (status 'running', no end) and completed
 when it ends, whatever the outcome: 'success' (exit 0), 'failed' (exit 1: the data or
-checks failed), 'error' (exit 2 or an internal error, with the one-line error). A run
-killed mid-way stays 'running' with no `ended_at`. dbt's node results go to
-`elt_audit.dbt_results` from the on-run-end macro (macros/elt_audit_dbt_results.sql),
-tied to the run by `ELT_RUN_ID`, which this module sets for the dbt it invokes.
+checks failed), 'error' (exit 2, an internal error, a panic of a native library: the
+one-line error), 'stopped' (a signal stopped it at a safe point: exit 2, rerun resumes).
+A run never ends without its row saying how: while it runs, the run holds an advisory
+lock of its own (runtime/locks.py RUN_NAMESPACE, key in `lock_key`) on the connection
+that wrote the row; a 'running' row whose lock is free belongs to a process that died
+(SIGKILL, OOM, a lost runner) and becomes 'abandoned' when the next command starts or
+`elt runs` reads. dbt's node results go to `elt_audit.dbt_results` from the on-run-end
+macro (macros/elt_audit_dbt_results.sql), tied to the run by `ELT_RUN_ID`, which this
+module sets for the dbt it invokes.
 
 The shape is a contract with `elt doctor` and whoever reads the history: see README.
 """
@@ -16,11 +21,13 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import locks, signals
 from runtime.errors import ConfigError, EltError
 from runtime.secrets import redact
 
@@ -28,6 +35,8 @@ log = logging.getLogger("elt")
 
 RUN_ID_ENV = "ELT_RUN_ID"
 SCHEMA = "elt_audit"
+STATUSES = ("running", "success", "failed", "error", "stopped", "abandoned")
+ABANDONED = "abandoned: the process ended without recording how (killed?); rerun resumes"
 
 DDL = f"""
 create schema if not exists {SCHEMA};
@@ -43,6 +52,18 @@ create table if not exists {SCHEMA}.runs (
     failures jsonb,
     error text
 );
+alter table {SCHEMA}.runs add column if not exists pid integer;
+alter table {SCHEMA}.runs add column if not exists host text;
+alter table {SCHEMA}.runs add column if not exists lock_key integer;
+"""
+
+# a 'running' row whose run lock is free: its process is gone (pre-lock rows have no key)
+_SWEEP = f"""
+update {SCHEMA}.runs set status = 'abandoned', ended_at = now(), exit_code = null,
+    error = coalesce(error, %s)
+where status = 'running'
+    and (lock_key is null or pg_try_advisory_xact_lock({locks.RUN_NAMESPACE}, lock_key))
+returning run_id
 """
 
 
@@ -54,6 +75,10 @@ class Run:
     command: str
     rows: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def lock_key(self) -> int:
+        return locks.key(self.run_id)
 
     def add_failure(
         self, name: str, status: str, failures: int | None = None, message: str | None = None
@@ -68,99 +93,184 @@ class Run:
         )
 
 
+@dataclass
+class Outcome:
+    status: str = "success"
+    exit_code: int = 0
+    error: str | None = None
+
+
 @contextlib.contextmanager
 def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]:
     """Record the command in `elt_audit.runs`, from start to end, also when it fails.
 
-    The end is recorded even when the command raises (the exception goes on to the CLI,
-    which renders it); a failure to write the end is logged, never raised over it.
+    Every way out is recorded: errors, a panic of a native library (a BaseException),
+    SystemExit, a signal (also the second one, which exits at once: `signals.last_words`).
+    The exception goes on to the CLI, which renders it; a failure to write the end is
+    logged, never raised over it (the row then becomes 'abandoned' once the lock is gone).
     """
     run = Run(run_id=uuid.uuid4().hex, command=command)
     os.environ[RUN_ID_ENV] = run.run_id
-    recorded = _start(warehouse, run, args)
-    status, exit_code, error = "success", 0, None
-    try:
-        yield run
-    except EltError as exc:
-        exit_code = exc.exit_code
-        status = "failed" if exit_code == 1 else "error"
-        if status == "error":
-            error = redact(str(exc))
-        elif not run.failures:
-            run.add_failure(command, "failed", message=str(exc))
-        raise
-    except KeyboardInterrupt:
-        status, exit_code, error = "error", 130, "interrupted"
-        raise
-    except Exception as exc:
-        cause = str(exc).strip().splitlines()
-        status, exit_code = "error", 2
-        error = redact(f"internal error: {type(exc).__name__}: {cause[0] if cause else ''}")
-        raise
-    finally:
-        if recorded:
-            _end(warehouse, run, status, exit_code, error)
+    session = _start(warehouse, run, args)
+    outcome = Outcome()
+
+    def stopped_now() -> None:  # from the signal thread: a connection of its own
+        if session is not None:
+            _end(warehouse, None, run, Outcome("stopped", signals.EXIT_CODE, stop_message()))
+
+    with signals.last_words(stopped_now):
+        try:
+            yield run
+        except BaseException as exc:
+            outcome = outcome_of(exc, run)
+            raise
+        finally:
+            if session is not None:
+                _end(warehouse, session, run, outcome)
 
 
-def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
-    """Insert the 'running' row; an unreachable warehouse is the command's error too."""
+def outcome_of(exc: BaseException, run: Run | None = None) -> Outcome:
+    """How a run that raised `exc` ended: its status, exit code and one-line cause."""
+    if signals.requested() is not None or isinstance(exc, KeyboardInterrupt):
+        return Outcome("stopped", signals.EXIT_CODE, stop_message())
+    if isinstance(exc, EltError):
+        if exc.exit_code == 1:
+            if run is not None and not run.failures:
+                run.add_failure(run.command, "failed", message=str(exc))
+            return Outcome("failed", 1, None)
+        return Outcome("error", exc.exit_code, redact(str(exc)))
+    if isinstance(exc, SystemExit):
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if code in (0, 1):
+            return Outcome("success" if code == 0 else "failed", code, None)
+        return Outcome("error", code, f"exited with code {code}")
+    code = getattr(exc, "exit_code", None)  # click's exceptions, raised inside a command
+    if isinstance(code, int) and code == 0:
+        return Outcome()
+    return Outcome("error", 2, internal_error(exc))
+
+
+def internal_error(exc: BaseException) -> str:
+    """`internal error: PanicException: <first line>`: one line, no secret."""
+    cause = str(exc).strip().splitlines()
+    return redact(f"internal error: {type(exc).__name__}: {cause[0] if cause else ''}")
+
+
+def stop_message() -> str:
+    return f"stopped by {signals.name(signals.requested())}: rerun resumes"
+
+
+def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> Any:
+    """Take the run's lock and insert the 'running' row on a connection kept for the run.
+
+    Marks the rows of dead runs 'abandoned' first. An unreachable warehouse is the
+    command's error too (raised by connect); a failing audit only logs a warning.
+    """
     import psycopg2
 
     conn = warehouse.connect()
     try:
         conn.autocommit = True
+        locks.run_ddl(conn, DDL)
+        sweep(conn)
         with conn.cursor() as cur:
-            cur.execute(DDL)
+            cur.execute("set application_name = %s", (f"elt {run.command} {run.run_id}",))
+            cur.execute("set lock_timeout = '10s'")
+            # blocking, not try: a sweep may hold this key for an instant
+            cur.execute("select pg_advisory_lock(%s, %s)", (locks.RUN_NAMESPACE, run.lock_key))
+            cur.execute("set lock_timeout = 0")
             cur.execute(
                 f"insert into {SCHEMA}.runs (run_id, command, args, started_at, status, rows,"
-                " failures) values (%s, %s, %s, now(), 'running', '{}', '[]')",
-                (run.run_id, run.command, json.dumps(args)),
-            )
-        return True
-    except psycopg2.Error as exc:
-        log.warning(f"audit: run not recorded ({_first_line(exc)})")
-        return False
-    finally:
-        conn.close()
-
-
-def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | None) -> None:
-    import psycopg2
-
-    try:
-        conn = warehouse.connect()
-    except ConfigError as exc:
-        log.warning(f"audit: end of run {run.run_id} not recorded ({exc})")
-        return
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(
-                f"update {SCHEMA}.runs set ended_at = now(), status = %s, exit_code = %s,"
-                " rows = %s, failures = %s, error = %s where run_id = %s",
+                " failures, pid, host, lock_key)"
+                " values (%s, %s, %s, now(), 'running', '{}', '[]', %s, %s, %s)",
                 (
-                    status,
-                    exit_code,
-                    json.dumps(run.rows),
-                    json.dumps(run.failures),
-                    error,
                     run.run_id,
+                    run.command,
+                    json.dumps(args),
+                    os.getpid(),
+                    socket.gethostname(),
+                    run.lock_key,
                 ),
             )
+        return conn
     except psycopg2.Error as exc:
-        log.warning(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
-    finally:
+        log.warning(f"audit: run not recorded ({_first_line(exc)})")
         conn.close()
+        return None
+    except BaseException:
+        conn.close()
+        raise
+
+
+def sweep(conn: Any) -> list[str]:
+    """Mark 'running' rows whose run lock is free 'abandoned'; their run ids."""
+    previous = conn.autocommit
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_SWEEP, (ABANDONED,))
+            found = [row[0] for row in cur.fetchall()]
+        conn.commit()  # releases the transaction-level locks taken to test the rows
+        return found
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.autocommit = previous
+
+
+def _end(warehouse: Any, session: Any, run: Run, outcome: Outcome) -> None:
+    """Complete the row on the run's own connection (or a new one if it died); then close
+    it, which releases the run lock."""
+    import psycopg2
+
+    statement = (
+        f"update {SCHEMA}.runs set ended_at = now(), status = %s, exit_code = %s,"
+        " rows = %s, failures = %s, error = %s where run_id = %s"
+    )
+    params = (
+        outcome.status,
+        outcome.exit_code,
+        json.dumps(run.rows),
+        json.dumps(run.failures),
+        outcome.error,
+        run.run_id,
+    )
+    for attempt in ("session", "fresh"):
+        conn = session
+        try:
+            if attempt == "fresh" or conn is None or conn.closed:
+                conn = warehouse.connect(connect_timeout=5)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(statement, params)
+            return
+        except (psycopg2.Error, ConfigError) as exc:
+            if attempt == "fresh":
+                log.warning(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
+        finally:
+            if conn is not None:
+                with contextlib.suppress(psycopg2.Error):
+                    conn.close()
 
 
 def recent_runs(warehouse: Any, *, limit: int, command: str | None = None) -> list[dict[str, Any]]:
-    """The latest runs, newest first; none before the first audited command."""
+    """The latest runs, newest first; none before the first audited command.
+
+    Rows of dead runs are marked 'abandoned' first (best effort: a read-only role only
+    reads them as they are)."""
+    import psycopg2
+
     conn = warehouse.connect()
     try:
+        conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("select to_regclass(%s)", (f"{SCHEMA}.runs",))
             if cur.fetchone()[0] is None:
                 return []
+        with contextlib.suppress(psycopg2.Error):
+            sweep(conn)
+        with conn.cursor() as cur:
             cur.execute(
                 "select run_id, command, args, started_at, ended_at, status, exit_code, rows,"
                 f" failures, error from {SCHEMA}.runs"

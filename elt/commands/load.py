@@ -8,9 +8,10 @@ from typing import Any
 import click
 
 from elt import output
-from elt.options import format_option
+from elt.options import format_option, wait_option
 from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
+from runtime import locks, signals
 from runtime.audit import audited
 from runtime.errors import ConfigError, DataError, EltError, UnavailableError
 
@@ -19,8 +20,9 @@ from runtime.errors import ConfigError, DataError, EltError, UnavailableError
     epilog="\b\nExamples:\n  elt load\n  elt load shop --format json",
 )
 @click.argument("sources", nargs=-1)
+@wait_option
 @format_option()
-def load(sources: tuple[str, ...], fmt: str) -> None:
+def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
     """Load raw data incrementally from SOURCES (all configured sources by default)."""
     unknown = [name for name in sources if name not in SOURCES]
     if unknown:
@@ -43,17 +45,21 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
         started = time.monotonic()
         reports = []
         for name in names:
+            signals.checkpoint()  # a safe point: between sources
             stage = StageLog(name, quiet=fmt != "human")
             stage("starting")
             try:
-                report = pipeline.run(
-                    name,
-                    destination_url=runtime.warehouse.url,
-                    pipelines_dir=runtime.pipelines_dir,
-                    progress=dlt_collector(),
-                    on_stage=stage,
-                )
-            except Exception as exc:
+                with locks.hold(runtime.warehouse, f"load:{name}", run=run, wait=wait):
+                    report = pipeline.run(
+                        name,
+                        destination_url=runtime.warehouse.url,
+                        pipelines_dir=runtime.pipelines_dir,
+                        progress=dlt_collector(),
+                        on_stage=stage,
+                    )
+            except (KeyboardInterrupt, SystemExit, locks.LockHeld):
+                raise
+            except BaseException as exc:  # a connectorx panic is a BaseException
                 error = describe_failure(name, stage.current, exc)
                 if isinstance(error, DataError):
                     run.add_failure(name, "schema_contract", message=str(error))
@@ -102,6 +108,7 @@ class StageLog:
         self.source, self.quiet, self.current = source, quiet, "starting"
 
     def __call__(self, stage: str) -> None:
+        signals.checkpoint()  # a safe point: between dlt's stages
         self.current = stage
         if not self.quiet:
             output.log(f"load {self.source}: {stage}")

@@ -8,6 +8,7 @@ import sys
 import click
 
 from elt import output
+from elt.options import format_option
 from elt.runtime import Runtime
 from runtime.errors import ConfigError
 
@@ -17,14 +18,11 @@ from runtime.errors import ConfigError
     '  elt sql "select * from marts.rpt_daily_revenue limit 5"',
 )
 @click.argument("query")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "human", "json", "csv"]),
+@format_option(
+    ("table", "human", "json", "csv"),
     default="table",
-    show_default=True,
-    envvar="ELT_FORMAT",
-    help="table (human), json (a list of objects) or csv (header, then one line per row).",
+    help="table (human), json (the envelope, rows as a list of objects) or csv (header, then"
+    " one line per row).",
 )
 @click.option("--timeout", default=60, show_default=True, help="Statement timeout in seconds.")
 def sql(query: str, fmt: str, timeout: int) -> None:
@@ -51,7 +49,9 @@ def sql(query: str, fmt: str, timeout: int) -> None:
     finally:
         conn.close()
     if fmt == "json":
-        output.emit_json([dict(zip(columns, row, strict=True)) for row in rows])
+        output.emit_json(
+            {"columns": columns, "rows": [dict(zip(columns, row, strict=True)) for row in rows]}
+        )
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)

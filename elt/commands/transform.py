@@ -8,12 +8,14 @@ import click
 
 from elt import output
 from elt.dbt_runner import DbtRun, NodeResult, invoke, manifest_graph, parse
-from elt.options import format_option, select_option
+from elt.options import format_option, select_option, wait_option
 from elt.runtime import Runtime
+from runtime import locks
 from runtime.audit import Run, audited
 from runtime.errors import DataError
 
 _FAILED = {"error", "fail", "runtime error"}
+TRANSFORM_LOCK = "transform"  # one writer of staging and marts: transform and test share it
 
 
 @click.command(
@@ -22,8 +24,9 @@ _FAILED = {"error", "fail", "runtime error"}
 )
 @select_option
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+@wait_option
 @format_option()
-def transform(select: tuple[str, ...], full_refresh: bool, fmt: str) -> None:
+def transform(select: tuple[str, ...], full_refresh: bool, wait: float, fmt: str) -> None:
     """Build the dbt seeds and models (staging, marts); tests run with `elt test`.
 
     A model reading a raw column whose type changed (a variant column it does not handle)
@@ -31,7 +34,10 @@ def transform(select: tuple[str, ...], full_refresh: bool, fmt: str) -> None:
     """
     runtime = Runtime()
     audit_args = {"select": list(select), "full_refresh": full_refresh}
-    with audited(runtime.warehouse, "transform", audit_args) as audit:
+    with (
+        audited(runtime.warehouse, "transform", audit_args) as audit,
+        locks.hold(runtime.warehouse, TRANSFORM_LOCK, run=audit, wait=wait),
+    ):
         runtime.prepare_dbt()
         drift, manifest = unhandled_type_changes(runtime)
         args = ["build", "--resource-type", "seed", "--resource-type", "model"]
@@ -48,15 +54,19 @@ def transform(select: tuple[str, ...], full_refresh: bool, fmt: str) -> None:
     epilog="\b\nExamples:\n  elt test\n  elt test -s fct_orders\n  elt test --format json",
 )
 @select_option
+@wait_option
 @format_option()
-def test(select: tuple[str, ...], fmt: str) -> None:
+def test(select: tuple[str, ...], wait: float, fmt: str) -> None:
     """Run source freshness, dbt data tests and unit tests; exit 1 when any fails.
 
     Also fails while a raw column changed type and a model reading it does not handle the
     variant column that holds the new values.
     """
     runtime = Runtime()
-    with audited(runtime.warehouse, "test", {"select": list(select)}) as audit:
+    with (
+        audited(runtime.warehouse, "test", {"select": list(select)}) as audit,
+        locks.hold(runtime.warehouse, TRANSFORM_LOCK, run=audit, wait=wait),
+    ):
         runtime.prepare_dbt()
         drift, manifest = unhandled_type_changes(runtime)
         runs = []
