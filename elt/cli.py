@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     stderr, an exit code and, in JSON mode, one JSON document on stdout."""
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args
+    if not debug:  # a native panic (connectorx) is one line here, not a Rust backtrace
+        os.environ["RUST_BACKTRACE"] = "0"
     command = command_path(args)
     output.start_envelope(command or "elt", active=json_requested(args))
     signals.install(defer=command.split(" ")[0] in DEFERRED_STOP)

@@ -131,20 +131,32 @@ def _acquire(conn: Any, name: str, wait: float) -> None:
             cur.execute("select pg_try_advisory_lock(%s, %s)", (NAMESPACE, key(name)))
             if cur.fetchone()[0]:
                 return
-        found = holder(conn, name)
+        found = _named_holder(conn, name)
+        if found is None:
+            continue  # released between the two queries: try again
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise LockHeld(
-                f"{label(name)}: {found.describe() if found else 'locked by another run'}",
+                f"{label(name)}: {found.describe()}",
                 hint=f"wait for it to end, or rerun with --wait SECONDS (ELT_WAIT)"
                 f"{'' if not wait else f'; waited {wait:g}s'}",
             )
         if not announced:
             announced = True
-            who = found.describe() if found else "locked by another run"
-            log.warning(f"{label(name)}: {who}; waiting up to {wait:g}s")
+            log.warning(f"{label(name)}: {found.describe()}; waiting up to {wait:g}s")
         signals.checkpoint()
         time.sleep(min(POLL_SECONDS, remaining))
+
+
+def _named_holder(conn: Any, name: str, patience: float = 1.0) -> Holder | None:
+    """The holder, given an instant to record who it is: it writes its row just after it
+    took the lock, so a run arriving at the same moment may see the lock before the row."""
+    deadline = time.monotonic() + patience
+    while True:
+        found = holder(conn, name)
+        if found is None or found.command is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
 
 
 def holder(conn: Any, name: str) -> Holder | None:

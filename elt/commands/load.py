@@ -108,7 +108,8 @@ class StageLog:
         self.source, self.quiet, self.current = source, quiet, "starting"
 
     def __call__(self, stage: str) -> None:
-        signals.checkpoint()  # a safe point: between dlt's stages
+        if stage != "bookkeeping":  # a safe point: before each dlt stage, not after a load
+            signals.checkpoint()
         self.current = stage
         if not self.quiet:
             output.log(f"load {self.source}: {stage}")
