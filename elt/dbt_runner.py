@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from elt import output
+from runtime import signals
 from runtime.errors import ConfigError
 
 # dbt events worth a line on stderr while a command runs
@@ -24,6 +25,8 @@ _PROGRESS_EVENTS = {
     "LogFreshnessResult",
     "LogNodeResult",
 }
+
+_STOP_NOISE = {"MainEncounteredError", "MainStackTrace"}
 
 
 @dataclass
@@ -62,6 +65,8 @@ def invoke(
         if quiet_progress:
             return
         name = event.info.name
+        if name in _STOP_NOISE and signals.requested() is not None:
+            return  # dbt's traceback of the signal: the CLI says "stopped by signal" once
         if name == "LogTestResult" and getattr(event.data, "status", "") == "pass":
             return  # a hundred PASS lines hide the one that matters; the summary counts them
         if name in _PROGRESS_EVENTS or event.info.level == "error":
