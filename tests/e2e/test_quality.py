@@ -49,7 +49,7 @@ def flow(server, tmp_path_factory):
 
 def runs(env, *args: str) -> list[dict]:
     result = run_elt("runs", "--format", "json", *args, env=env, check=True)
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["runs"]
 
 
 def last_run(warehouse, command: str) -> dict:
