@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
             code = cli.main(args=args, prog_name="elt", standalone_mode=False)
             code, error = (code if isinstance(code, int) else 0), None
         except BaseException as exc:  # panics of native libraries are BaseExceptions
+            signals.defer_stops()
             code, error = _failure(exc, debug)
+        signals.defer_stops()  # the outcome is known: a late signal must not cut it short
     status = {0: "success", 1: "failed"}.get(code, "error")
     if error is not None and error["cause"] == "signal":
         status = "stopped"

@@ -50,8 +50,14 @@ create table if not exists {SCHEMA}.runs (
     exit_code integer,
     rows jsonb,
     failures jsonb,
-    error text
+    error text,
+    pid integer,
+    host text,
+    lock_key integer
 );
+"""
+# tables created before runs held locks; run only when needed (ALTER locks the table)
+MIGRATION = f"""
 alter table {SCHEMA}.runs add column if not exists pid integer;
 alter table {SCHEMA}.runs add column if not exists host text;
 alter table {SCHEMA}.runs add column if not exists lock_key integer;
@@ -125,6 +131,7 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
             outcome = outcome_of(exc, run)
             raise
         finally:
+            signals.defer_stops()  # a signal from here on must not cut the row's end short
             if session is not None:
                 _end(warehouse, session, run, outcome)
 
@@ -172,6 +179,14 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> Any:
     try:
         conn.autocommit = True
         locks.run_ddl(conn, DDL)
+        with conn.cursor() as cur:
+            cur.execute(
+                "select 1 from information_schema.columns where table_schema = %s"
+                " and table_name = 'runs' and column_name = 'lock_key'",
+                (SCHEMA,),
+            )
+            if cur.fetchone() is None:
+                locks.run_ddl(conn, MIGRATION)
         sweep(conn)
         with conn.cursor() as cur:
             cur.execute("set application_name = %s", (f"elt {run.command} {run.run_id}",))

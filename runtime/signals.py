@@ -59,6 +59,12 @@ def install(*, defer: bool) -> None:
     threading.Thread(target=_watch, args=(read_end,), name="elt-signals", daemon=True).start()
 
 
+def defer_stops() -> None:
+    """From now on a first signal is only noted: the run is recording how it ended."""
+    global _defer
+    _defer = True
+
+
 def requested() -> int | None:
     """The signal that asked this run to stop, or None."""
     return _received

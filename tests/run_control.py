@@ -3,20 +3,38 @@ the audit rows and locks it leaves in the warehouse."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from support import PROJECT, query
+from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
+from support import PROJECT, query, run_elt
 
 from runtime.warehouse import Warehouse
 
 STOPPED_LINE = "stopped by signal: rerun resumes"
+
+
+@contextlib.contextmanager
+def every_source(server: Warehouse, pipelines, orders: int, *, load: bool) -> Iterator[tuple]:
+    """Fresh databases with the demo shop (`orders`), its marketing files and payments API
+    (`elt transform` needs every source); loaded once when `load`."""
+    from demo import marketing, shop
+
+    with fresh_databases(server) as (warehouse, shop_url):
+        env = elt_environment(warehouse, shop_url, pipelines)
+        shop.seed(shop_url, orders)
+        marketing.seed(landing_dir(pipelines), shop_url)
+        with demo_payments_api(shop_url, env) as env:
+            if load:
+                run_elt("load", env=env, check=True)
+            yield warehouse, shop_url, env
 
 
 class Background:

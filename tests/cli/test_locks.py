@@ -11,11 +11,10 @@ import re
 import signal
 
 import pytest
-from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
-from run_control import Background, error_lines, lock_holder_pid, runs, wait_until
+from run_control import Background, error_lines, every_source, lock_holder_pid, runs, wait_until
 from support import fetch, query, run_elt
 
-from demo import marketing, shop
+from demo import shop
 from runtime import locks
 from runtime.audit import Run
 
@@ -28,14 +27,8 @@ HOLDER = (
 @pytest.fixture(scope="module")
 def loaded(server, tmp_path_factory):
     """A warehouse with every source loaded once: ready for `elt transform`."""
-    with fresh_databases(server) as (warehouse, shop_url):
-        pipelines = tmp_path_factory.mktemp("pipelines")
-        env = elt_environment(warehouse, shop_url, pipelines)
-        shop.seed(shop_url, 300)
-        marketing.seed(landing_dir(pipelines), shop_url)
-        with demo_payments_api(shop_url, env) as env:
-            run_elt("load", env=env, check=True)
-            yield warehouse, shop_url, env
+    with every_source(server, tmp_path_factory.mktemp("pipelines"), 300, load=True) as world:
+        yield world
 
 
 def test_two_transforms_at_once_one_exits_2_naming_the_holder_and_no_order_twice(loaded):

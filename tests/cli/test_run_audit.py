@@ -61,3 +61,25 @@ def test_every_way_out_of_a_run_is_recorded(raised, status, exit_code, error, wa
     with audited(warehouse, "test", {}):  # the next run: the finished one stays as it was
         pass
     assert runs(warehouse, "load")[0]["status"] == status
+
+
+def test_an_audit_table_from_before_run_locks_gains_them_and_its_running_rows_are_abandoned(
+    elt_env, warehouse
+):
+    execute(
+        warehouse.url,
+        "create schema elt_audit; create table elt_audit.runs (run_id text primary key,"
+        " command text not null, args jsonb, started_at timestamptz not null,"
+        " ended_at timestamptz, status text not null, exit_code integer, rows jsonb,"
+        " failures jsonb, error text);"
+        " insert into elt_audit.runs (run_id, command, started_at, status)"
+        " values ('old', 'load', now() - interval '2 days', 'running')",
+    )
+    listed = json.loads(run_elt("runs", "--format", "json", env=elt_env).stdout)
+    assert [run["status"] for run in listed["runs"]] == ["running"]  # read as it is
+    env = {**elt_env, "SOURCES__SHOP__CREDENTIALS": "postgresql://x@127.0.0.1:1/x"}
+    assert run_elt("load", "shop", env=env).returncode == 2
+    assert [(row["run_id"] == "old", row["status"]) for row in runs(warehouse, "load")] == [
+        (True, "abandoned"),
+        (False, "error"),
+    ]

@@ -9,22 +9,16 @@ import time
 
 import psycopg2
 import pytest
-from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
-from run_control import STOPPED_LINE, Background, runs
+from run_control import STOPPED_LINE, Background, every_source, runs
 from support import fetch, query, run_elt
 
-from demo import marketing, shop
+from demo import shop
 
 
 @pytest.fixture(scope="module")
 def world(server, tmp_path_factory):
-    with fresh_databases(server) as (warehouse, shop_url):
-        pipelines = tmp_path_factory.mktemp("pipelines")
-        env = elt_environment(warehouse, shop_url, pipelines)
-        shop.seed(shop_url, 5_000)
-        marketing.seed(landing_dir(pipelines), shop_url)
-        with demo_payments_api(shop_url, env) as env:
-            yield warehouse, shop_url, env
+    with every_source(server, tmp_path_factory.mktemp("pipelines"), 5_000, load=False) as world:
+        yield world
 
 
 def stopped_by_sigterm(run: Background, warehouse, command: str) -> None:
