@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             code = cli.main(args=args, prog_name="elt", standalone_mode=False)
             code, error = (code if isinstance(code, int) else 0), None
+            if code == 0:  # a signal after the last safe point: the run ends as stopped
+                signals.checkpoint()
         except BaseException as exc:  # panics of native libraries are BaseExceptions
             signals.defer_stops()
             code, error = _failure(exc, debug)

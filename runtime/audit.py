@@ -127,6 +127,8 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
     with signals.last_words(stopped_now):
         try:
             yield run
+            if signals.requested() is not None:  # stopped after its last safe point
+                outcome = outcome_of(signals.Stopped(signals.requested()), run)
         except BaseException as exc:
             outcome = outcome_of(exc, run)
             raise

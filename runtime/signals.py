@@ -9,6 +9,9 @@ leave what a rerun resumes from, and its audit row must say `stopped`. So:
   stops at its next `checkpoint()` (between sources), and dlt, told the same signal,
   stops between items, stages and jobs as it does under its own handler (which is off:
   `RUNTIME__INTERCEPT_SIGNALS=false`, so the signal reaches this module, not only dlt).
+- A run that reaches its end after a first signal (the signal came after its last safe
+  point) still ends as stopped: a signal always means exit 2 and `stopped`, never a
+  success the operator did not wait for.
 - A second signal runs the registered last words (the audit's `stopped`, the JSON
   envelope) and exits 2 at once. It is seen by a thread reading the wakeup fd, so it
   works while the main thread sits in a long C call (a connectorx read, a query).

@@ -67,6 +67,20 @@ def test_sigterm_during_the_load_stage_stops_before_the_next_source(world):
     raw_orders_match_the_source(warehouse, shop_url)
 
 
+def test_sigterm_during_the_merge_of_the_last_source_still_ends_stopped(world):
+    """dlt finishes the job it runs (the merge); no safe point is left, yet the signal is
+    not ignored: exit 2, `stopped`, and the rerun finds everything loaded."""
+    warehouse, shop_url, env = world
+    shop.tick(shop_url)
+    with Background("load", "shop", env=env) as run:
+        run.wait_for_line("load shop: loading")
+        run.signal(signal.SIGTERM)
+        stopped_by_sigterm(run, warehouse, "load")
+    rerun = run_elt("load", "shop", env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    raw_orders_match_the_source(warehouse, shop_url)
+
+
 def test_sigterm_during_a_transform_cancels_dbt_exits_2_and_the_rerun_builds(world):
     warehouse, shop_url, env = world
     run_elt("load", env=env, check=True)
