@@ -289,7 +289,20 @@ def recent_runs(warehouse: Any, *, limit: int, command: str | None = None) -> li
             sweep(conn)
         with conn.cursor() as cur:
             cur.execute(
-                "select run_id, command, args, started_at, ended_at, status, exit_code, rows,"
+                "select column_name from information_schema.columns"
+                " where table_schema = %s and table_name = 'runs' and column_name = 'lock_key'",
+                (SCHEMA,),
+            )
+            # where the sweep could not write (a read-only role), the status is judged here
+            status = (
+                "status"
+                if cur.fetchone() is None
+                else "case when status = 'running' and (lock_key is null or"
+                f" pg_try_advisory_xact_lock({locks.RUN_NAMESPACE}, lock_key))"
+                " then 'abandoned' else status end as status"
+            )
+            cur.execute(
+                f"select run_id, command, args, started_at, ended_at, {status}, exit_code, rows,"
                 f" failures, error from {SCHEMA}.runs"
                 " where %(command)s is null or command = %(command)s"
                 " order by started_at desc limit %(limit)s",

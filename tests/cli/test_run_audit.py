@@ -83,3 +83,33 @@ def test_an_audit_table_from_before_run_locks_gains_them_and_its_running_rows_ar
         (True, "abandoned"),
         (False, "error"),
     ]
+
+
+def test_a_reader_that_cannot_write_still_sees_a_dead_run_as_abandoned(elt_env, warehouse):
+    import dataclasses
+    import uuid
+
+    with audited(warehouse, "load", {}):
+        pass  # creates the table
+    execute(
+        warehouse.url,
+        "insert into elt_audit.runs (run_id, command, started_at, status, lock_key)"
+        " values ('dead', 'load', now(), 'running', 12345)",
+    )
+    role = f"elt_test_reader_{uuid.uuid4().hex[:8]}"
+    execute(
+        warehouse.url,
+        f"create role {role} login; grant usage on schema elt_audit to {role};"
+        f" grant select on elt_audit.runs to {role}",
+    )
+    try:
+        reader = dataclasses.replace(warehouse, user=role)
+        result = run_elt(
+            "runs", "--format", "json", env={**elt_env, "ELT_WAREHOUSE_URL": reader.url}
+        )
+        assert result.returncode == 0, result.stderr
+        statuses = {run["run_id"]: run["status"] for run in json.loads(result.stdout)["runs"]}
+        assert statuses["dead"] == "abandoned"
+        assert [row["status"] for row in runs(warehouse) if row["run_id"] == "dead"] == ["running"]
+    finally:
+        execute(warehouse.url, f"drop owned by {role}; drop role {role}")
