@@ -50,18 +50,20 @@ create table if not exists {SCHEMA}.runs (
     exit_code integer,
     rows jsonb,
     failures jsonb,
-    error text,
-    pid integer,
-    host text,
-    lock_key integer
+    error text
 );
 """
-# tables created before runs held locks; run only when needed (ALTER locks the table)
-MIGRATION = f"""
-alter table {SCHEMA}.runs add column if not exists pid integer;
-alter table {SCHEMA}.runs add column if not exists host text;
-alter table {SCHEMA}.runs add column if not exists lock_key integer;
-"""
+
+# added later: migrated in place (`add column if not exists`) where missing
+COLUMNS_ADDED = {
+    "load_ids": "jsonb",  # {"<source>": ["<dlt load id>", ...]}: the loads this run produced
+    "sources": "jsonb",  # {"<source>": {status, seconds, rows, load_ids, quarantine, ...}}
+    "host": "text",
+    "commit": "text",  # the project's git commit, when it is a checkout
+    "log_path": "text",  # the run's JSON-lines log (runtime/runlog.py)
+    "pid": "integer",  # the elt process
+    "lock_key": "integer",  # the run's own advisory lock while it runs (abandoned runs)
+}
 
 # a 'running' row whose run lock is free: its process is gone (pre-lock rows have no key)
 _SWEEP = f"""
@@ -98,6 +100,29 @@ class Run:
             }
         )
 
+    # what runtime/observe.py records and publishes
+    args: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host: str | None = None
+    commit: str | None = None
+    log_path: str | None = None
+    hint: str | None = None  # the next step of the error the run ended with
+
+    def source_done(self, source: str, report: Any = None, error: str | None = None) -> None:
+        """A source's outcome in this run: its load report (`as_dict()`), or the error."""
+        if report is not None:
+            self.sources[source] = report.as_dict()
+        else:
+            self.sources[source] = {
+                "source": source,
+                "status": "failed",
+                "error": redact(error or ""),
+            }
+
+    @property
+    def load_ids(self) -> dict[str, list[str]]:
+        return {name: list(s.get("load_ids") or []) for name, s in self.sources.items()}
+
 
 @dataclass
 class Outcome:
@@ -115,9 +140,17 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
     The exception goes on to the CLI, which renders it; a failure to write the end is
     logged, never raised over it (the row then becomes 'abandoned' once the lock is gone).
     """
+    from runtime import observe
+
     run = Run(run_id=uuid.uuid4().hex, command=command)
     os.environ[RUN_ID_ENV] = run.run_id
-    session = _start(warehouse, run, args)
+    observe.run_started(run, args)
+    try:
+        session = _start(warehouse, run, args)
+    except EltError as exc:  # the warehouse is down: nothing to record in, still alert
+        run.hint = exc.hint
+        observe.run_ended(warehouse, run, "error", exc.exit_code, redact(str(exc)))
+        raise
     outcome = Outcome()
 
     def stopped_now() -> None:  # from the signal thread: a connection of its own
@@ -136,6 +169,7 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
             signals.defer_stops()  # a signal from here on must not cut the row's end short
             if session is not None:
                 _end(warehouse, session, run, outcome)
+            observe.run_ended(warehouse, run, outcome.status, outcome.exit_code, outcome.error)
 
 
 def outcome_of(exc: BaseException, run: Run | None = None) -> Outcome:
@@ -181,14 +215,7 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> Any:
     try:
         conn.autocommit = True
         locks.run_ddl(conn, DDL)
-        with conn.cursor() as cur:
-            cur.execute(
-                "select 1 from information_schema.columns where table_schema = %s"
-                " and table_name = 'runs' and column_name = 'lock_key'",
-                (SCHEMA,),
-            )
-            if cur.fetchone() is None:
-                locks.run_ddl(conn, MIGRATION)
+        _add_missing_columns(conn)
         sweep(conn)
         with conn.cursor() as cur:
             cur.execute("set application_name = %s", (f"elt {run.command} {run.run_id}",))
@@ -209,6 +236,7 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> Any:
                     run.lock_key,
                 ),
             )
+            _record_where(cur, run)
         return conn
     except psycopg2.Error as exc:
         log.warning(f"audit: run not recorded ({_first_line(exc)})")
@@ -217,6 +245,44 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> Any:
     except BaseException:
         conn.close()
         raise
+
+
+def _add_missing_columns(conn: Any) -> None:
+    """Columns an older table lacks, added first (checked before, so the usual run takes
+    no exclusive lock on the table)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = %s and table_name = 'runs'",
+            (SCHEMA,),
+        )
+        present = {row[0] for row in cur.fetchall()}
+    missing = [(column, kind) for column, kind in COLUMNS_ADDED.items() if column not in present]
+    if missing:
+        locks.run_ddl(
+            conn,
+            "".join(
+                f"alter table {SCHEMA}.runs add column if not exists {column} {kind};"
+                for column, kind in missing
+            ),
+        )
+
+
+def _record_where(cur: Any, run: Run) -> None:
+    """Who and where (host, commit) and the log file, on the run's fresh row."""
+    cur.execute(
+        f"update {SCHEMA}.runs set host = coalesce(%s, host), commit = %s, log_path = %s"
+        " where run_id = %s",
+        (run.host, run.commit, run.log_path, run.run_id),
+    )
+
+
+def _record_loads(cur: Any, run: Run) -> None:
+    """The dlt load ids and the per-source outcome of a load, at the run's end."""
+    cur.execute(
+        f"update {SCHEMA}.runs set load_ids = %s, sources = %s where run_id = %s",
+        (json.dumps(run.load_ids), json.dumps(run.sources, default=str), run.run_id),
+    )
 
 
 def sweep(conn: Any) -> list[str]:
@@ -261,6 +327,7 @@ def _end(warehouse: Any, session: Any, run: Run, outcome: Outcome) -> None:
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute(statement, params)
+                _record_loads(cur, run)
             return
         except (psycopg2.Error, ConfigError) as exc:
             if attempt == "fresh":

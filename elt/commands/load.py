@@ -61,10 +61,12 @@ def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
                 raise
             except BaseException as exc:  # a connectorx panic is a BaseException
                 error = describe_failure(name, stage.current, exc)
+                run.source_done(name, error=str(error))
                 if isinstance(error, DataError):
                     run.add_failure(name, "schema_contract", message=str(error))
                 raise error from exc
             reports.append(report)
+            run.source_done(name, report)
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
         breaches = quarantine_breaches(reports)
