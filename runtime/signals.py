@@ -124,8 +124,8 @@ def _watch(read_end: int) -> None:
         except OSError:
             return
         for signum in data:
-            if signum not in SIGNALS:
-                continue
+            if signum not in SIGNALS or signal.getsignal(signum) is not _on_signal:
+                continue  # a command that installed its own handler stops on its own terms
             _note(signum)
             _count += 1
             if _count >= 2:
