@@ -15,8 +15,18 @@ import dlt
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
+from loaders import quarantine as q
+from loaders.identifiers import IdentifierError, check_table_names, check_table_settings
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
+from loaders.shop.values import (
+    NULL_CURSOR_POLICIES,
+    RowQuarantine,
+    TableRules,
+    exact_decimal,
+    is_numeric,
+    safe_select,
+)
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
@@ -31,12 +41,17 @@ def shop(
     backend: str = "connectorx",
     chunk_size: int = 100_000,
     lag_seconds: float = 600,
+    null_cursor: str = "quarantine",
 ) -> Iterator[DltResource]:
     """One merge resource per configured table, incremental on its cursor with a lag window.
 
     `lag_seconds` re-reads that much cursor history on every run: a row committed late by
     a transaction that began before the previous load carries an older `updated_at` and
     is still caught; the lag-window filter keeps repeats out.
+
+    Values arrow or the warehouse cannot hold (NaN, infinity, ...) and rows with a NULL
+    cursor go to the quarantine row by row (loaders/shop/values.py); `null_cursor =
+    "fail"` (per source or per table) stops the source instead.
     """
     if backend not in ARROW_BACKENDS:
         raise ValueError(
@@ -46,9 +61,24 @@ def shop(
         )
     credentials = _sqlalchemy_url(credentials)
     known_tables = _tables_in_warehouse()
+    naming = dlt.current.source_schema().naming
+    check_table_names(SOURCE_NAME, list(tables), naming)
+    quarantine_hints = dlt.mark.make_hints(
+        table_name=q.QUARANTINE_TABLE,
+        write_disposition="append",
+        primary_key="",
+        columns=q.QUARANTINE_COLUMNS,
+    )
     for table, spec in tables.items():
-        primary_key = list(spec["primary_key"])
+        primary_key = list(spec.get("primary_key") or [])
         cursor = spec.get("cursor", "updated_at")
+        policy = spec.get("null_cursor", null_cursor)
+        if policy not in NULL_CURSOR_POLICIES:
+            raise ValueError(
+                f"sources.shop.null_cursor: {policy!r} is not a policy; use one of"
+                f" {', '.join(NULL_CURSOR_POLICIES)}"
+            )
+        raw_table = naming.normalize_table_identifier(table)
         resource = sql_table(
             credentials=credentials,
             table=table,
@@ -57,17 +87,101 @@ def shop(
             chunk_size=chunk_size,
             backend_kwargs=_backend_kwargs(backend, chunk_size),
             reflection_level="full_with_precision",
-            incremental=dlt.sources.incremental(cursor, lag=lag_seconds),
-            write_disposition=MERGE if known_tables is None or table in known_tables else "append",
+            incremental=cursor_incremental(table, cursor, lag_seconds),
+            write_disposition=MERGE
+            if known_tables is None or raw_table in known_tables
+            else "append",
             primary_key=primary_key,
+            query_adapter_callback=safe_select,
+            table_adapter_callback=_remember_columns,
         )
+        sql_columns = _remembered.pop(table, {})
+        check_table_settings(SOURCE_NAME, table, primary_key, cursor, list(sql_columns), naming)
+        decimals = _numeric_as_text(resource, sql_columns)
+        rules = TableRules(
+            SOURCE_NAME,
+            f"{schema}.{table}",
+            raw_table,
+            tuple(primary_key),
+            cursor,
+            policy,
+            decimals,
+        )
+        # the quarantine table's own hints: a variant made on the fly would start from
+        # this table's columns (dlt copies the resource's hints into a new variant)
+        resource._set_hints(quarantine_hints, create_table_variant=True)
         resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
         resource.add_map(add_load_metadata(SOURCE_NAME))
+        resource.add_yield_map(RowQuarantine(rules, quarantine_hints))
         yield resource
 
 
+def cursor_incremental(table: str, cursor: str, lag_seconds: float) -> Any:
+    """dlt's incremental on `cursor`; NULL cursors pass to the row quarantine."""
+    try:
+        return dlt.sources.incremental(cursor, lag=lag_seconds, on_cursor_value_missing="include")
+    except Exception as exc:  # jsonpath_ng's parser errors name nothing
+        raise IdentifierError(
+            f"sources.{SOURCE_NAME}.tables.{table}.cursor: {cursor!r} is not a usable cursor"
+            " name (dlt reads it as a JSON path: spaces, dots and quotes are not allowed);"
+            " expose the column under a plain name through a view"
+        ) from exc
+
+
+def prepare_source(source: Any) -> Any:
+    """Run dlt's incremental step before the row quarantine, not after it.
+
+    dlt appends the incremental step last when the source is built; the quarantine step
+    yields rejected rows for another table, which the incremental step must not see
+    (their cursor is often the reason they were rejected).
+    """
+    from dlt.extract.incremental import IncrementalResourceWrapper
+
+    from loaders.shop.values import RowQuarantine
+
+    for resource in source.resources.values():
+        steps = resource._pipe._steps
+        wrapper = next((s for s in steps if isinstance(s, IncrementalResourceWrapper)), None)
+        quarantine = next(
+            (i for i, s in enumerate(steps) if isinstance(_step_function(s), RowQuarantine)),
+            None,
+        )
+        if wrapper is not None and quarantine is not None and steps.index(wrapper) > quarantine:
+            steps.remove(wrapper)
+            steps.insert(quarantine, wrapper)
+    return source
+
+
+# table name -> its sqlalchemy columns, seen by the table adapter while sql_table reflects
+_remembered: dict[str, dict[str, Any]] = {}
+
+
+def _remember_columns(table: Any) -> None:
+    _remembered[table.name] = {column.name: column for column in table.columns}
+
+
+def _numeric_as_text(resource: DltResource, sql_columns: dict[str, Any]) -> dict[str, Any]:
+    """Numeric columns are read as text (values.safe_select). A bounded one is cast back to
+    its exact arrow decimal; an unbounded one (or wider than arrow's 38 digits) is typed
+    text in raw, so no digit is lost (dlt would make it numeric(38,9))."""
+    decimals = {}
+    for name, column in sql_columns.items():
+        if not is_numeric(column):
+            continue
+        decimal = exact_decimal(column)
+        if decimal is not None:
+            decimals[name] = decimal
+            continue
+        hint = resource.columns.get(name) if isinstance(resource.columns, dict) else None
+        if hint is not None:
+            hint.pop("precision", None)
+            hint.pop("scale", None)
+            hint["data_type"] = "text"
+    return decimals
+
+
 def _tables_in_warehouse() -> set[str] | None:
-    """Tables the pipeline's schema (synced from the warehouse) already has.
+    """Tables (normalized names, as in raw) the pipeline's schema already has.
 
     A table's first load appends: one extract holds each primary key once and there is
     nothing to merge into, and dlt's merge through a staging table more than doubles the
@@ -93,3 +207,42 @@ def _sqlalchemy_url(credentials: Any) -> Any:
     if isinstance(credentials, str) and credentials.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg2://" + credentials.split("://", 1)[1]
     return credentials
+
+
+def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = None) -> None:
+    """Publish rejected rows to elt_audit.quarantine; per table: read = loaded + quarantined."""
+    load_ids = [*report.resumed_load_ids, *report.load_ids]
+    tables = (overrides or {}).get("tables") or dlt.config.get(f"sources.{SOURCE_NAME}.tables")
+    naming = pipeline.default_schema.naming
+    keys = {  # raw table -> (source name, raw name) of each key column
+        naming.normalize_table_identifier(table): [
+            (column, naming.normalize_identifier(column))
+            for column in spec.get("primary_key") or []
+        ]
+        for table, spec in (tables or {}).items()
+    }
+    with pipeline.sql_client() as client:
+        q.publish(client, SOURCE_NAME, report.dataset)
+        rejected = q.rejected_by_table(client, report.dataset, load_ids)
+        for table in report.rows:
+            if keys.get(table):
+                q.supersede_rows(client, SOURCE_NAME, report.dataset, table, keys[table], load_ids)
+    for table in sorted(set(report.rows) | set(rejected)):
+        reasons = rejected.get(table, {})
+        quarantined = sum(reasons.values())
+        loaded = report.rows.get(table, 0)
+        report.counts[table] = {
+            "read": loaded + quarantined,
+            "loaded": loaded,
+            "quarantined": quarantined,
+        }
+        if quarantined:
+            why = "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
+            report.notes.append(
+                f"load {SOURCE_NAME}: {table}: {quarantined:,} row(s) quarantined: {why}"
+                f" (elt quarantine list --feed {table})"
+            )
+
+
+def _step_function(step: Any) -> Any:
+    return getattr(step, "_f", None) or getattr(step, "_f_meta", None)
