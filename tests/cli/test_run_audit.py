@@ -6,36 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from run_control import error_lines, runs
+from run_control import runs
 from support import execute, run_elt
 
-from demo import shop
 from runtime.audit import audited
 
 
-def test_a_connectorx_panic_is_an_error_in_one_line_and_in_the_audit(elt_env, shop_url, warehouse):
-    shop.seed(shop_url, 50)
-    # a numeric NaN: connectorx cannot convert it and panics (a BaseException in Python)
-    execute(
-        shop_url, "update orders set shipping_amount = 'NaN', updated_at = now() where order_id = 3"
-    )
-    result = run_elt("load", "shop", env=elt_env)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    (line,) = error_lines(result.stderr)
-    assert line.startswith("error: load shop: extracting failed: PanicException: ")
-    assert "NaN" in line
-    (row,) = runs(warehouse, "load")
-    assert (row["status"], row["exit_code"]) == ("error", 2)
-    assert row["error"].startswith("load shop: extracting failed: PanicException: ")
-
-    document = json.loads(run_elt("load", "shop", "--format", "json", env=elt_env).stdout)
-    assert (document["status"], document["exit_code"]) == ("error", 2)
-    assert "PanicException" in document["error"]["message"]
-
-
 class NativePanic(BaseException):
-    """Stands for pyo3's PanicException: a BaseException, not an Exception."""
+    """Stands for pyo3's PanicException (a BaseException, not an Exception). The real one
+    (connectorx on a NaN numeric) no longer happens: loaders/shop/values.py reads NaN as NULL."""
 
 
 @pytest.mark.parametrize(
