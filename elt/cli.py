@@ -23,8 +23,10 @@ from elt.commands.lineage import lineage
 from elt.commands.load import load
 from elt.commands.metrics import metrics
 from elt.commands.quarantine import quarantine
+from elt.commands.roles import roles
 from elt.commands.runs import runs
 from elt.commands.sql import sql
+from elt.commands.stop import stop
 from elt.commands.transform import test, transform
 from runtime import signals
 from runtime.errors import DataError, EltError, UnavailableError
@@ -43,6 +45,8 @@ Examples:
   elt sql "select count(*) from marts.fct_orders" --format csv
   elt doctor                    what is down, stale or failing, and what to do next
   elt quarantine list           rows a load could not parse, with file, line and reason
+  elt roles apply --dry-run     the least-privilege roles each command connects as
+  elt stop                      stop the embedded warehouse and the demo's servers
 
 \b
 Exit codes:
@@ -71,7 +75,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     output.route_runtime_logs()
 
 
-for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):
+for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine, roles, stop):
     cli.add_command(command)
 for command in (metrics, lineage):  # observability (README, Monitoring)
     cli.add_command(command)
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     stderr, an exit code and, in JSON mode, one JSON document on stdout."""
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args
+    os.umask(0o077)  # what elt writes (dlt's packages, dbt's logs, bundles) is its user's only
     if not debug:  # a native panic (connectorx) is one line here, not a Rust backtrace
         os.environ["RUST_BACKTRACE"] = "0"
     command = command_path(args)
@@ -115,8 +120,8 @@ def _failure(exc: BaseException, debug: bool) -> tuple[int, dict[str, Any] | Non
     if isinstance(exc, SystemExit):
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         return code, None if code == 0 else _error(f"exited with code {code}", None, "exit")
-    if debug:
-        traceback.print_exception(exc)
+    if debug:  # the traceback without frame locals, every secret in it masked
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
     if isinstance(exc, click.ClickException):
         exc.show()
         code = exc.exit_code if exc.exit_code in (0, 1) else 2

@@ -345,12 +345,13 @@ def recent_runs(warehouse: Any, *, limit: int, command: str | None = None) -> li
     reads them as they are)."""
     import psycopg2
 
+    from runtime import engines
+
     conn = warehouse.connect()
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("select to_regclass(%s)", (f"{SCHEMA}.runs",))
-            if cur.fetchone()[0] is None:
+            if not engines.relation_exists(cur, SCHEMA, "runs"):
                 return []
         with contextlib.suppress(psycopg2.Error):
             sweep(conn)

@@ -14,6 +14,7 @@ from loaders import SOURCES, dataset_name
 from runtime import locks, signals
 from runtime.audit import audited
 from runtime.errors import ConfigError, DataError, EltError, UnavailableError
+from runtime.retention import prune as prune_load_packages
 
 
 @click.command(
@@ -33,12 +34,10 @@ def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
     names = sources or tuple(SOURCES)
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
-        if "payments" in names and not runtime.payments_api_known():
-            raise ConfigError(
-                "load payments: no API configured and the demo payments API is not running",
-                hint="run `elt demo` to start it, or set SOURCES__PAYMENTS__BASE_URL"
-                " and SOURCES__PAYMENTS__TOKEN",
-            )
+        for name in names:
+            unavailable = runtime.source_unavailable(name)
+            if unavailable:
+                raise ConfigError(f"load {name}: {unavailable[0]}", hint=unavailable[1])
         from elt.progress import dlt_collector
         from loaders import pipeline
 
@@ -69,6 +68,7 @@ def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
             run.source_done(name, report)
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
+        prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
         breaches = quarantine_breaches(reports)
         render(reports, fmt, time.monotonic() - started, failed=bool(breaches))
         stopped = [report for report in reports if report.stops]

@@ -10,12 +10,12 @@ import click
 from elt import output
 from elt.options import format_option
 from elt.runtime import Runtime
-from runtime.errors import ConfigError
 
 
 @click.command(
     epilog='\b\nExamples:\n  elt sql "select count(*) from marts.fct_orders" --format csv\n'
-    '  elt sql "select * from marts.rpt_daily_revenue limit 5"',
+    '  elt sql "select * from marts.rpt_daily_revenue limit 5"\n'
+    '  elt sql --role doctor "select status, count(*) from elt_audit.runs group by 1"',
 )
 @click.argument("query")
 @format_option(
@@ -25,29 +25,20 @@ from runtime.errors import ConfigError
     " one line per row).",
 )
 @click.option("--timeout", default=60, show_default=True, help="Statement timeout in seconds.")
-def sql(query: str, fmt: str, timeout: int) -> None:
-    """Run QUERY in a read-only transaction and print the rows."""
-    import psycopg2
+@click.option(
+    "--role",
+    type=click.Choice(["analyst", "doctor"]),
+    default="analyst",
+    show_default=True,
+    help="analyst reads staging and marts; doctor (on-call) also raw_* and elt_audit.",
+)
+def sql(query: str, fmt: str, timeout: int, role: str) -> None:
+    """Run QUERY, one read-only statement, as the analyst (or the doctor) and print the rows."""
+    from runtime import readonly
 
-    warehouse = Runtime().warehouse
-    conn = warehouse.connect()
-    try:
-        conn.set_session(readonly=True, autocommit=False)
-        with conn.cursor() as cur:
-            cur.execute("set local statement_timeout = %s", (timeout * 1000,))
-            try:
-                cur.execute(query)
-            except psycopg2.Error as exc:
-                first = (exc.pgerror or str(exc)).strip().splitlines()
-                raise ConfigError(
-                    f"sql: {first[0] if first else type(exc).__name__}",
-                    hint="elt sql is read-only; check the query",
-                ) from None
-            columns = [d.name for d in cur.description] if cur.description else []
-            rows = cur.fetchall() if cur.description else []
-        conn.rollback()
-    finally:
-        conn.close()
+    runtime = Runtime()
+    warehouse = runtime.warehouse if role == "analyst" else runtime.admin_warehouse.as_role(role)
+    columns, rows = readonly.run(warehouse, query, timeout)
     if fmt == "json":
         output.emit_json(
             {"columns": columns, "rows": [dict(zip(columns, row, strict=True)) for row in rows]}

@@ -13,6 +13,8 @@ from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Request, Response
 
+from loaders.payments.responses import shape
+
 
 class PaginationError(Exception):
     hint = "the API's pagination is broken; report it to its owner, then rerun"
@@ -30,6 +32,18 @@ class CheckedCursorPaginator(JSONResponseCursorPaginator):
     def init_request(self, request: Request) -> None:
         self._seen, self._pages = set(), 0
         super().init_request(request)
+
+    # dlt's own messages quote the whole response (row values): say its shape instead
+    def _handle_missing_has_more(self, response_json: Any) -> None:
+        raise PaginationError(
+            f"endpoint `{self.endpoint}`: missing key {self.has_more_path} in"
+            f" {shape(response_json)}"
+        )
+
+    def _handle_invalid_has_more(self, has_more: Any) -> None:
+        raise PaginationError(
+            f"endpoint `{self.endpoint}`: {self.has_more_path} is {shape(has_more)}, not a boolean"
+        )
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         super().update_state(response, data)

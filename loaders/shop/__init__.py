@@ -27,6 +27,7 @@ from loaders.shop.values import (
     is_numeric,
     safe_select,
 )
+from runtime.warehouse import connectorx_url
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
@@ -85,7 +86,7 @@ def shop(
             schema=schema,
             backend=backend,
             chunk_size=chunk_size,
-            backend_kwargs=_backend_kwargs(backend, chunk_size),
+            backend_kwargs=_backend_kwargs(backend, chunk_size, credentials),
             reflection_level="full_with_precision",
             incremental=cursor_incremental(table, cursor, lag_seconds),
             write_disposition=MERGE
@@ -196,9 +197,14 @@ def _tables_in_warehouse() -> set[str] | None:
     return set(pipeline.default_schema.tables)
 
 
-def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:
+def _backend_kwargs(backend: str, chunk_size: int, credentials: Any = None) -> dict[str, Any]:
     if backend == "connectorx":
-        return {"return_type": "arrow_stream", "batch_size": chunk_size}
+        kwargs: dict[str, Any] = {"return_type": "arrow_stream", "batch_size": chunk_size}
+        # sslmode verify-full: connectorx verifies against sslrootcert under another name
+        tls = connectorx_url(credentials) if isinstance(credentials, str) else None
+        if tls:
+            kwargs["conn"] = tls
+        return kwargs
     return {}
 
 

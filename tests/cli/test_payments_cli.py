@@ -86,7 +86,7 @@ def test_the_token_appears_in_no_output(api_env):
 
 def test_demo_runs_the_api_ticks_payments_and_stops_it(elt_env, tmp_path):
     # a project dir of its own: the demo API's state file lives under <project>/.elt
-    env = {**elt_env, "ELT_PROJECT_DIR": str(tmp_path)}
+    env = {**elt_env, "ELT_PROJECT_DIR": str(tmp_path), "ELT_HOME": ""}
     started = json.loads(run_elt("demo", "--orders", "30", "--format", "json", env=env).stdout)
     pid = started["payments_api"]["pid"]
     try:
