@@ -78,11 +78,11 @@ def test_a_reader_that_cannot_write_still_sees_a_dead_run_as_abandoned(elt_env, 
     role = f"elt_test_reader_{uuid.uuid4().hex[:8]}"
     execute(
         warehouse.url,
-        f"create role {role} login; grant usage on schema elt_audit to {role};"
+        f"create role {role} login password 'reader-pw'; grant usage on schema elt_audit to {role};"
         f" grant select on elt_audit.runs to {role}",
     )
     try:
-        reader = dataclasses.replace(warehouse, user=role)
+        reader = dataclasses.replace(warehouse, user=role, password="reader-pw")
         result = run_elt(
             "runs", "--format", "json", env={**elt_env, "ELT_WAREHOUSE_URL": reader.url}
         )
