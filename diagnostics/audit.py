@@ -130,6 +130,9 @@ def last_run(ctx: Context, command: str) -> Outcome:
         error = f": {run['error']}" if run.get("error") else ""
         hint = f"`elt {command}` after fixing the cause"
         return fail(f"last {command} {summary}{error}", hint, **facts)
+    if run["status"] in ("stopped", "abandoned"):  # a signal, or a process that died
+        error = f": {run['error']}" if run.get("error") else ""
+        return warn(f"last {command} {summary}{error}", f"`elt {command}` resumes", **facts)
     if run["status"] == "running":
         hours = (datetime.now(UTC) - utc(run["started_at"])).total_seconds() / 3600
         if hours > ctx.config.doctor("running_stale_hours"):

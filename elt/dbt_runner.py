@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from elt import output
+from runtime import signals
 from runtime.errors import ConfigError
 
 # dbt events worth a line on stderr while a command runs
@@ -26,6 +27,8 @@ _PROGRESS_EVENTS = {
     "LogFreshnessResult",
     "LogNodeResult",
 }
+
+_STOP_NOISE = {"MainEncounteredError", "MainStackTrace"}
 
 
 @dataclass
@@ -105,6 +108,8 @@ def invoke(
             _note_publish(run, message.removeprefix(_PUBLISH))
         if quiet_progress or not message:
             return
+        if name in _STOP_NOISE and signals.requested() is not None:
+            return  # dbt's traceback of the signal: the CLI says "stopped by signal" once
         if name == "LogTestResult" and getattr(event.data, "status", "") == "pass":
             return  # a hundred PASS lines hide the one that matters; the summary counts them
         if name in _PROGRESS_EVENTS or name == "JinjaLogInfo" or event.info.level in _LOUD:

@@ -15,35 +15,23 @@ cursor, then latest load). Two kinds of rows are dead weight, and only those go:
   Orphans newer than every completed load are kept and reported (a rerun that completes
   supersedes them, and its compaction drops them).
 
-A compaction holds the source's load lock, so it never runs beside a load of the source.
-`source_load_lock` is the stand-in until the shared lock (runtime/locks.py) lands: a
-session-level Postgres advisory lock on `elt:load:<source>`, released when the holding
-connection dies, a killed process included.
+A compaction holds the source's load lock (runtime/locks.py, `load:<source>`; the caller
+takes it), so it never runs beside a load of the source. SQL differences between
+warehouse engines (which pseudo-column names a row) come from runtime/engines/.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loaders import dataset_name
-from runtime.warehouse import parse_url
+from runtime import engines
 
-LOCK_PREFIX = "elt:load:"
 DEFAULT_EVERY_LOADS = 1  # compact after every load that completed something; 0 turns it off
-
-
-class LoadLockHeld(Exception):
-    """Another session holds the source's load lock: a load or a compaction is running."""
-
-    def __init__(self, source: str, holder: str) -> None:
-        super().__init__(f"a load or compaction of {source} is running ({holder})")
-        self.source = source
-        self.hint = "wait for it to finish, then rerun; `elt doctor` shows running loads"
 
 
 @dataclass(frozen=True)
@@ -80,41 +68,6 @@ class CompactionReport:
         }
 
 
-@contextlib.contextmanager
-def source_load_lock(destination_url: str, source: str) -> Iterator[None]:
-    """Hold the load lock of `source` (a Postgres advisory lock) or fail at once naming the
-    holder. To be swapped for runtime/locks.py's per-source lock when it lands."""
-    conn = parse_url(destination_url).connect()
-    conn.autocommit = True
-    name = LOCK_PREFIX + source
-    try:
-        with conn.cursor() as cur:
-            cur.execute("select pg_try_advisory_lock(hashtext(%s))", (name,))
-            if not cur.fetchone()[0]:
-                raise LoadLockHeld(source, _lock_holder(cur, name))
-        yield
-    finally:
-        conn.close()  # the session's advisory lock goes with it
-
-
-def _lock_holder(cur: Any, name: str) -> str:
-    cur.execute(
-        "select a.pid, a.application_name, a.backend_start from pg_locks as l"
-        " join pg_stat_activity as a on a.pid = l.pid"
-        " where l.locktype = 'advisory' and l.granted"
-        " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.objsubid = 1",
-        (name,),
-    )
-    row = cur.fetchone()
-    if row is None:
-        return f"lock {name} held"
-    pid, application, started = row
-    since = f"{started:%Y-%m-%d %H:%M:%S %Z}".strip()
-    return (
-        f"lock {name} held by warehouse session {pid} ({application or 'unnamed'}, since {since})"
-    )
-
-
 def every_loads(source: str) -> int:
     """`[sources.<source>] compact_every_loads`: 0 never, N after every Nth completed load."""
     import dlt
@@ -131,7 +84,8 @@ def due(destination_url: str, source: str, completed_now: int) -> bool:
     if every == 1:
         return True
     loads = f'"{dataset_name(source)}"."_dlt_loads"'
-    with contextlib.closing(parse_url(destination_url).connect()) as conn, conn.cursor() as cur:
+    warehouse = engines.warehouse_for_url(destination_url)
+    with contextlib.closing(warehouse.connect()) as conn, conn.cursor() as cur:
         cur.execute(f"select count(*) from {loads} where status = 0")
         completed = cur.fetchone()[0]
     # crossing a multiple of `every` with the loads just completed
@@ -164,7 +118,9 @@ def compact(
     dataset = dataset_name(source)
     report = CompactionReport(source=source, dataset=dataset)
     tables_versioning = versioning(source, source_overrides)
-    conn = parse_url(destination_url).connect()
+    warehouse = engines.warehouse_for_url(destination_url)
+    row_id = engines.of(warehouse).ROW_ID
+    conn = warehouse.connect()
     try:
         with conn, conn.cursor() as cur:  # one transaction: committed at the end, or nothing
             tables = _loaded_tables(cur, dataset)
@@ -184,7 +140,9 @@ def compact(
                     counts["orphans"] = _delete_loads(cur, dataset, table, abandoned)
                 spec = tables_versioning.get(table)
                 if spec is not None:
-                    counts["superseded"] = _delete_superseded(cur, dataset, table, spec, load_ids)
+                    counts["superseded"] = _delete_superseded(
+                        cur, dataset, table, spec, load_ids, row_id
+                    )
                 if any(counts.values()):
                     report.removed[table] = counts
             kept = sorted(set(orphans) - set(abandoned))
@@ -265,16 +223,22 @@ def _older(load_id: str, newest: str) -> bool:
 
 
 def _delete_loads(cur: Any, dataset: str, table: str, load_ids: list[str]) -> int:
-    cur.execute(f"delete from {_q(dataset, table)} where _dlt_load_id = any(%s)", (list(load_ids),))
-    return cur.rowcount
+    target = f"{_q(dataset, table)} where _dlt_load_id in ({_marks(load_ids)})"
+    return _delete(cur, target, load_ids)
 
 
 def _delete_superseded(
-    cur: Any, dataset: str, table: str, spec: Versioning, load_ids: list[str] | None
+    cur: Any,
+    dataset: str,
+    table: str,
+    spec: Versioning,
+    load_ids: list[str] | None,
+    row: str,
 ) -> int:
     """Delete every completed version ranked below the current one, in staging's order.
 
-    Postgres-specific (`ctid` names a row); the rank is the dedupe macro's row_number().
+    The engine's row id (`ctid`, `rowid`) names a row; the rank is the dedupe macro's
+    row_number().
     """
     cur.execute(
         "select column_name from information_schema.columns"
@@ -290,16 +254,33 @@ def _delete_superseded(
     if load_ids is not None:
         if not load_ids:
             return 0
-        scope = f" and ({keys}) in (select {keys} from {relation} where _dlt_load_id = any(%s))"
-        params = (list(load_ids),)
-    cur.execute(
-        f"delete from {relation} where ctid in ("
-        " select ctid from ("
-        f"  select ctid, row_number() over (partition by {keys}"
+        scope = (
+            f" and ({keys}) in (select {keys} from {relation}"
+            f" where _dlt_load_id in ({_marks(load_ids)}))"
+        )
+        params = tuple(load_ids)
+    return _delete(
+        cur,
+        f"{relation} where {row} in ("
+        f" select {row} from ("
+        f"  select {row}, row_number() over (partition by {keys}"
         f"   order by {_column(spec.cursor)} desc, _dlt_load_id desc) as version_rank"
         f"  from {relation}"
         f"  where _dlt_load_id in (select load_id from {loads} where status = 0){scope}"
         " ) as ranked where version_rank > 1)",
         params,
     )
-    return cur.rowcount
+
+
+def _marks(values: list[str]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _delete(cur: Any, target: str, params: Any) -> int:
+    """`delete from <target>`; the rows it removed (counted first: not every driver gives
+    a row count for a delete)."""
+    cur.execute(f"select count(*) from {target}", tuple(params))
+    count = cur.fetchone()[0]
+    if count:
+        cur.execute(f"delete from {target}", tuple(params))
+    return count

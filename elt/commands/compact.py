@@ -13,6 +13,7 @@ from elt import output
 from elt.options import format_option
 from elt.runtime import Runtime
 from loaders import SOURCES
+from runtime import locks
 from runtime.audit import audited
 from runtime.errors import ConfigError, EltError
 
@@ -42,14 +43,15 @@ def compact(sources: tuple[str, ...], fmt: str) -> None:
         reports, errors = [], []
         for name in names:
             try:
-                with compaction.source_load_lock(runtime.warehouse.url, name):
+                with locks.hold(runtime.warehouse, f"load:{name}", run=run):
                     report = compaction.compact(
                         name,
                         destination_url=runtime.warehouse.url,
                         pipelines_dir=runtime.pipelines_dir,
                     )
-            except compaction.LoadLockHeld as exc:
-                errors.append(ConfigError(f"compact {name}: {exc}", hint=exc.hint))
+            except locks.LockHeld as exc:
+                held = str(exc).split(": ", 1)[-1]  # `load shop: locked by ...`: who holds it
+                errors.append(ConfigError(f"compact {name}: {held}", hint=exc.hint))
                 run.add_failure(name, "locked", message=str(exc))
                 continue
             reports.append(report)

@@ -9,9 +9,10 @@ from typing import Any
 import click
 
 from elt import output
-from elt.options import format_option
+from elt.options import format_option, wait_option
 from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
+from runtime import locks, signals
 from runtime.audit import audited
 from runtime.errors import ConfigError, DataError, EltError, UnavailableError
 from runtime.retention import prune as prune_load_packages
@@ -21,11 +22,13 @@ from runtime.retention import prune as prune_load_packages
     epilog="\b\nExamples:\n  elt load\n  elt load shop --format json",
 )
 @click.argument("sources", nargs=-1)
+@wait_option
 @format_option()
-def load(sources: tuple[str, ...], fmt: str) -> None:
+def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
     """Load raw data incrementally from SOURCES (all configured sources by default).
 
-    Every source runs even when another fails; the exit code is the worst of them.
+    Every source runs even when another fails or is locked by another run; the exit code
+    is the worst of them.
     """
     unknown = [name for name in sources if name not in SOURCES]
     if unknown:
@@ -37,7 +40,10 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
         started = time.monotonic()
-        outcomes = [load_source(name, runtime, run, fmt) for name in names]
+        outcomes = []
+        for name in names:
+            signals.checkpoint()  # a safe point: between sources
+            outcomes.append(load_source(name, runtime, run, fmt, wait))
         prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
         reports = [outcome.report for outcome in outcomes if outcome.report is not None]
         for report in reports:
@@ -84,7 +90,7 @@ class SourceOutcome:
         return {**base, "status": self.status, "error": error}
 
 
-def load_source(name: str, runtime: Runtime, run: Any, fmt: str) -> SourceOutcome:
+def load_source(name: str, runtime: Runtime, run: Any, fmt: str, wait: float) -> SourceOutcome:
     """Load one source under its load lock, then compact it when due; never raises for it.
 
     A failure of this source (configuration, an unreachable host, a panic in a driver)
@@ -99,7 +105,7 @@ def load_source(name: str, runtime: Runtime, run: Any, fmt: str) -> SourceOutcom
         unavailable = runtime.source_unavailable(name)
         if unavailable:
             raise ConfigError(f"load {name}: {unavailable[0]}", hint=unavailable[1])
-        with compaction.source_load_lock(runtime.warehouse.url, name):
+        with locks.hold(runtime.warehouse, f"load:{name}", run=run, wait=wait):
             report = pipeline.run(
                 name,
                 destination_url=runtime.warehouse.url,
@@ -177,6 +183,8 @@ class StageLog:
         self.source, self.quiet, self.current = source, quiet, "starting"
 
     def __call__(self, stage: str) -> None:
+        if stage != "bookkeeping":  # a safe point: before each dlt stage, not after a load
+            signals.checkpoint()
         self.current = stage
         if not self.quiet:
             output.log(f"load {self.source}: {stage}")
@@ -193,7 +201,6 @@ def describe_failure(source: str, step: str, exc: BaseException) -> EltError:
     from dlt.extract.exceptions import PipeException
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders.compaction import LoadLockHeld
     from loaders.pipeline import source_hook
     from loaders.schema_evolution import (
         ContractConfigError,
@@ -201,8 +208,6 @@ def describe_failure(source: str, step: str, exc: BaseException) -> EltError:
         FrozenTypeChange,
     )
 
-    if isinstance(exc, LoadLockHeld):
-        return ConfigError(f"load {source}: {exc}", hint=exc.hint)
     if isinstance(exc, ContractConfigError):
         return ConfigError(f"load {source}: {exc}", hint="fix it in .dlt/config.toml")
     if isinstance(exc, FrozenTypeChange):

@@ -8,6 +8,7 @@ import sys
 import click
 
 from elt import output
+from elt.options import format_option
 from elt.runtime import Runtime
 
 
@@ -17,14 +18,11 @@ from elt.runtime import Runtime
     '  elt sql --role doctor "select status, count(*) from elt_audit.runs group by 1"',
 )
 @click.argument("query")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "human", "json", "csv"]),
+@format_option(
+    ("table", "human", "json", "csv"),
     default="table",
-    show_default=True,
-    envvar="ELT_FORMAT",
-    help="table (human), json (a list of objects) or csv (header, then one line per row).",
+    help="table (human), json (the envelope, rows as a list of objects) or csv (header, then"
+    " one line per row).",
 )
 @click.option("--timeout", default=60, show_default=True, help="Statement timeout in seconds.")
 @click.option(
@@ -42,7 +40,9 @@ def sql(query: str, fmt: str, timeout: int, role: str) -> None:
     warehouse = runtime.warehouse if role == "analyst" else runtime.admin_warehouse.as_role(role)
     columns, rows = readonly.run(warehouse, query, timeout)
     if fmt == "json":
-        output.emit_json([dict(zip(columns, row, strict=True)) for row in rows])
+        output.emit_json(
+            {"columns": columns, "rows": [dict(zip(columns, row, strict=True)) for row in rows]}
+        )
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)

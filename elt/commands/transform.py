@@ -18,12 +18,14 @@ from elt.dbt_runner import (
     root_cause,
     split_cause,
 )
-from elt.options import format_option
+from elt.options import format_option, wait_option
 from elt.runtime import Runtime
+from runtime import locks
 from runtime.audit import Run, audited
 from runtime.errors import ConfigError, DataError, UnavailableError
 
 _FAILED = {"error", "fail", "runtime error"}
+TRANSFORM_LOCK = "transform"  # one writer of staging and marts: transform and test share it
 
 
 @click.command(
@@ -32,8 +34,9 @@ _FAILED = {"error", "fail", "runtime error"}
     "  elt transform -s stg_shop__orders+ --vars '{lookback_days: 7}' --full-refresh",
 )
 @dbt_run_options
+@wait_option
 @format_option()
-def transform(fmt: str, **options: Any) -> None:
+def transform(fmt: str, wait: float, **options: Any) -> None:
     """Build and test seeds, models and snapshots in DAG order: one gated `dbt build`.
 
     A model downstream of a failing test is skipped and keeps its previous contents. Marts
@@ -44,7 +47,10 @@ def transform(fmt: str, **options: Any) -> None:
     models held back; an empty selection is a usage error (exit 2).
     """
     runtime = Runtime()
-    with audited(runtime.warehouse, "transform", audit_args(options)) as audit:
+    with (
+        audited(runtime.warehouse, "transform", audit_args(options)) as audit,
+        locks.hold(runtime.warehouse, TRANSFORM_LOCK, run=audit, wait=wait),
+    ):
         runtime.prepare_dbt()
         drift, manifest = unhandled_type_changes(runtime)
         skipped = sorted({model for change in drift for model in change.models})
@@ -71,8 +77,9 @@ def transform(fmt: str, **options: Any) -> None:
     "  elt test --format json",
 )
 @dbt_run_options
+@wait_option
 @format_option()
-def test(fmt: str, **options: Any) -> None:
+def test(fmt: str, wait: float, **options: Any) -> None:
     """Run source freshness, dbt data tests and unit tests; exit 1 when any fails.
 
     Also fails while a raw column changed type and a model reading it does not handle the
@@ -80,7 +87,10 @@ def test(fmt: str, **options: Any) -> None:
     """
     select = options["select"]
     runtime = Runtime()
-    with audited(runtime.warehouse, "test", audit_args(options)) as audit:
+    with (
+        audited(runtime.warehouse, "test", audit_args(options)) as audit,
+        locks.hold(runtime.warehouse, TRANSFORM_LOCK, run=audit, wait=wait),
+    ):
         runtime.prepare_dbt()
         drift, manifest = unhandled_type_changes(runtime)
         runs = []

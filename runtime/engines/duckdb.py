@@ -28,6 +28,8 @@ from urllib.parse import unquote, urlsplit
 from runtime.errors import ConfigError
 
 SCHEMES = ("duckdb",)
+ROW_ID = "rowid"
+ONE_PROCESS = True
 DBT_TARGET = "duckdb"
 # doctor checks that need a server, and why they do not apply to a file
 NO_SERVER: dict[str, str] = {
@@ -200,6 +202,8 @@ def _open(warehouse: DuckDBWarehouse, *, read_only: bool, timeout: float | None 
 
 class Connection:
     """A DuckDB connection that callers written for psycopg2 can use unchanged."""
+
+    engine = "duckdb"  # what code shared by engines asks (runtime/locks.py, runtime/audit.py)
 
     def __init__(self, raw: Any, *, timeout: float | None = None) -> None:
         self.raw, self.timeout, self.autocommit = raw, timeout, True

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMES = ("postgresql", "postgres")
+ROW_ID = "ctid"
+ONE_PROCESS = False
 DBT_TARGET = "warehouse"
 NO_SERVER: dict[str, str] = {}  # every doctor check applies
 # dbt's sessions in UTC from the first statement: unit tests run no pre-hook, and a

@@ -24,8 +24,8 @@ def test_json_has_the_documented_shape_and_a_healthy_load_exits_0(loaded):
     code, payload, _ = doctor(loaded[2])
     assert code == 0
     assert set(payload) == {
-        "command", "version", "status", "exit_code", "worst", "strict", "seconds", "counts",
-        "checks",
+        "command", "version", "elt_version", "status", "exit_code", "worst", "strict",
+        "seconds", "counts", "checks", "error",
     }  # fmt: skip
     assert (payload["command"], payload["version"], payload["status"]) == ("doctor", 1, "success")
     assert payload["counts"]["FAIL"] == 0

@@ -49,7 +49,8 @@ def test_a_rate_limited_load_exits_2_with_the_cause_in_the_error_and_the_json(ap
     result = run_elt("load", "payments", "--format", "json", env=env)
     assert result.returncode == 2, result.stderr
     payload = json.loads(result.stdout)
-    assert (payload["status"], payload["cause"]) == ("failed", "rate_limited")
+    assert (payload["status"], payload["cause"]) == ("error", "rate_limited")
+    assert payload["error"]["cause"] == "unavailable"
     (source,) = payload["sources"]
     assert source["status"] == "stopped"
     assert source["stops"][0]["cause"] == "rate_limited"

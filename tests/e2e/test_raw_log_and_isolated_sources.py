@@ -10,12 +10,12 @@ versions and orphans and leaves the marts unchanged; a held load lock is named.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
 from pathlib import Path
 
-import psycopg2
 import pytest
 from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
 from support import fetch, query, run_elt
@@ -139,18 +139,14 @@ def test_compaction_removes_superseded_versions_and_orphans_and_leaves_the_marts
 
 
 def test_a_held_load_lock_is_named_by_load_and_compact(flow):
+    from runtime import locks
+
     warehouse, _, env = flow
-    holder = psycopg2.connect(warehouse.url)
-    holder.autocommit = True
-    try:
-        with holder.cursor() as cur:
-            cur.execute("select pg_advisory_lock(hashtext('elt:load:shop'))")
+    with locks.hold(warehouse, "load:shop"):
         loaded = run_elt("load", "shop", env=env)
         compacted = run_elt("compact", "shop", env=env)
-    finally:
-        holder.close()
     for result, verb in ((loaded, "load"), (compacted, "compact")):
         assert result.returncode == 2, result.stderr
         line = error_line(result.stderr)
-        assert line.startswith(f"error: {verb} shop: a load or compaction of shop is running")
-        assert "held by warehouse session" in line
+        assert line.startswith(f"error: {verb} shop: locked by `elt`"), line
+        assert f"pid {os.getpid()}" in line

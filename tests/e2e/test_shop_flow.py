@@ -203,7 +203,8 @@ def test_a_failing_dbt_test_exits_1_naming_the_test_and_its_failing_rows(flow):
 
 def test_every_run_of_the_flow_is_audited_with_its_rows_and_failures(flow):
     warehouse, _, env = flow
-    recorded = json.loads(run_elt("runs", "--format", "json", env=env, check=True).stdout)
+    listed = run_elt("runs", "--format", "json", env=env, check=True).stdout
+    recorded = json.loads(listed)["runs"]
     assert {run["command"] for run in recorded} == {"load", "transform", "test"}
     assert all(run["ended_at"] is not None for run in recorded)
     first_load = recorded[-1]
