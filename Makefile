@@ -25,6 +25,12 @@ demo: setup
 	$(BIN)/elt load
 	$(BIN)/elt transform
 	$(BIN)/elt test
+	@echo ""
+	@echo "Left running: the embedded warehouse (.elt/pgdata) and the demo payments API; \`$(BIN)/elt stop\` (or make clean) stops both."
+	@echo "Try next:"
+	@echo "  $(BIN)/elt doctor                 what is up, stale or failing"
+	@echo "  $(BIN)/elt sql \"select * from marts.rpt_daily_revenue limit 5\""
+	@echo "  $(BIN)/elt demo --tick && $(BIN)/elt load && $(BIN)/elt transform"
 
 # the suite includes lint (tests/test_lint.py: ruff, sqlfluff with the dbt templater)
 test: setup
@@ -53,4 +59,5 @@ bench-engines: setup
 	$(BIN)/python -m bench.engines --orders 1000000
 
 clean:
+	-[ -x $(BIN)/elt ] && $(BIN)/elt stop
 	rm -rf $(VENV) .elt/uv .elt/pipelines dbt/target dbt/logs

@@ -14,6 +14,7 @@ nothing (an empty value).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,21 @@ def shop_server(project: Path, warehouse: Any, *, start: bool) -> Any | None:
         return None
 
 
+def shop_url(server: Any, role: str | None, *, grant: bool = True) -> str:
+    """The demo shop's URL on `server`, as `role` where the server has elt's roles (the
+    embedded one: each command reads the source as its least-privileged role). `grant`:
+    let the roles read it first (a command that starts nothing writes nothing)."""
+    from runtime import roles
+    from runtime.errors import ConfigError
+
+    if role is None or not getattr(server, "embedded", False):
+        return server.url_for(SHOP_DATABASE)
+    if grant:  # no demo database yet: nothing to grant, nothing to read
+        with contextlib.suppress(ConfigError):
+            roles.grant_source_read(server, SHOP_DATABASE)
+    return server.as_role(role).url_for(SHOP_DATABASE)
+
+
 def ensure_shop_database(project: Path, warehouse: Any) -> str:
     """Create the demo shop database if needed; its URL."""
     from runtime import warehouse as wh
@@ -46,14 +62,21 @@ def ensure_shop_database(project: Path, warehouse: Any) -> str:
 
 
 def source_defaults(
-    project: Path, warehouse: Any, *, start: bool, is_set: Callable[[str, str], bool]
+    project: Path,
+    warehouse: Any,
+    *,
+    start: bool,
+    is_set: Callable[[str, str], bool],
+    role: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per source: `settings` it falls back on, and `unavailable` (message, hint) when the
     demo cannot serve it right now. `start`: a command that loads (start what is needed);
     otherwise (the doctor) report what was last known, starting nothing. Sources whose
     setting the user set (`is_set(source, key)`) get no default for it, and nothing is
-    started for them."""
+    started for them. `warehouse` is the configured (admin) one; `role`: elt's role of the
+    running command, which reads the demo shop on the embedded server (runtime/roles.py)."""
     from demo import payments_api
+    from runtime import embedded
 
     defaults: dict[str, dict[str, Any]] = {}
     if not is_set("marketing", "bucket_url"):
@@ -61,11 +84,11 @@ def source_defaults(
     if not is_set("shop", "credentials"):
         server = shop_server(project, warehouse, start=start) if warehouse is not None else None
         defaults["shop"] = {
-            "settings": {"credentials": server.url_for(SHOP_DATABASE)} if server else {}
+            "settings": {"credentials": shop_url(server, role, grant=start)} if server else {}
         }
     if is_set("payments", "base_url"):
         return defaults
-    home = project / ".elt"
+    home = embedded.home(project)
     state = payments_api.running(home) if start else _last_state(home)
     defaults["payments"] = {
         "settings": {"base_url": state["url"], "token": state["token"]} if state else {},

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from demo import defaults
+from demo.defaults import shop_url
 
 
 @dataclass
@@ -50,7 +51,8 @@ def run(
     files_action, files = _marketing_files(landing, url, tick=tick, reset=reset)
     api = None
     if setting("payments", "base_url") is None:
-        state, started = payments_api.ensure_running(project / ".elt", url, _identity(url))
+        reader = shop_url(warehouse, "loader") if url == _demo_url(project, warehouse) else url
+        state, started = payments_api.ensure_running(home(project), reader, _identity(url))
         api = {"url": state["url"], "pid": state["pid"], "started": started}
     result = DemoResult(
         payload={
@@ -85,7 +87,7 @@ def stop(project: Path) -> DemoResult:
     """Stop the demo payments API running in the background."""
     from demo import payments_api
 
-    pid = payments_api.stop(project / ".elt")
+    pid = payments_api.stop(home(project))
     line = f"demo payments API stopped (pid {pid})" if pid else "demo payments API was not running"
     return DemoResult(payload={"action": "stop", "pid": pid}, lines=[line])
 
@@ -93,6 +95,18 @@ def stop(project: Path) -> DemoResult:
 def landing_source() -> str:
     """The files source the demo writes its drops for."""
     return "marketing"
+
+
+def home(project: Path) -> Path:
+    from runtime import embedded
+
+    return embedded.home(project)
+
+
+def _demo_url(project: Path, warehouse: Any) -> str | None:
+    """The demo shop's admin URL (None: the shop is not on a server elt runs)."""
+    server = defaults.shop_server(project, warehouse, start=False)
+    return server.url_for(defaults.SHOP_DATABASE) if server is not None else None
 
 
 def _identity(url: str) -> str:

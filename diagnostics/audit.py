@@ -130,6 +130,9 @@ def last_run(ctx: Context, command: str) -> Outcome:
         error = f": {run['error']}" if run.get("error") else ""
         hint = f"`elt {command}` after fixing the cause"
         return fail(f"last {command} {summary}{error}", hint, **facts)
+    if run["status"] in ("stopped", "abandoned"):  # a signal, or a process that died
+        error = f": {run['error']}" if run.get("error") else ""
+        return warn(f"last {command} {summary}{error}", f"`elt {command}` resumes", **facts)
     if run["status"] == "running":
         hours = (datetime.now(UTC) - utc(run["started_at"])).total_seconds() / 3600
         if hours > ctx.config.doctor("running_stale_hours"):
@@ -185,7 +188,7 @@ def row_counts(ctx: Context, spec: SourceSpec) -> Outcome:
         table = changes[0][0]
         return warn(
             f"last load vs the {len(previous)} before it: {listed}",
-            f'look at recent loads: `elt sql "select _dlt_load_id, count(*) from'
+            f'look at recent loads: `elt sql --role doctor "select _dlt_load_id, count(*) from'
             f' {spec.dataset}.{table} group by 1 order by 1 desc limit 10"`',
             **facts,
         )
@@ -250,6 +253,7 @@ def quarantine(ctx: Context, spec: SourceSpec) -> Outcome:
     only = f" where {column} = '{value}'" if column else ""
     return warn(
         f"{count:,} quarantined row(s) waiting{age}{scope}",
-        f'`elt sql "select {group}, count(*) from {SCHEMA}.quarantine{only} group by 1"`',
+        f'`elt sql --role doctor "select {group}, count(*) from {SCHEMA}.quarantine{only}'
+        f' group by 1"`',
         rows=count,
     )

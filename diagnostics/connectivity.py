@@ -27,9 +27,14 @@ def warehouse(ctx: Context) -> Outcome:
     assert ctx.warehouse is not None
     if ctx.engine != "postgres":  # a file in this process: no network, TLS or latency
         return ok(f"{probe.detail}: {ctx.engine} {probe.version}", version=probe.version)
-    tls = "TLS" if probe.ssl else "no TLS"
+    tls = (probe.tls_version or "TLS") if probe.ssl else "no TLS"
     detail = f"{probe.detail}: PostgreSQL {probe.version}, {probe.latency_ms:.1f} ms, {tls}"
-    facts = {"version": probe.version, "latency_ms": probe.latency_ms, "tls": probe.ssl}
+    facts = {
+        "version": probe.version,
+        "latency_ms": probe.latency_ms,
+        "tls": probe.ssl,
+        "tls_version": probe.tls_version,
+    }
     if not probe.ssl and ctx.warehouse.host not in LOOPBACK:
         return warn(detail, "require TLS: add ?sslmode=require to ELT_WAREHOUSE_URL", **facts)
     if (probe.latency_ms or 0) > ctx.config.doctor("warehouse_latency_warn_ms"):
@@ -48,7 +53,17 @@ def _postgres_params(credentials: Any) -> tuple[str | None, dict[str, Any]]:
     """A DSN or libpq keywords from dlt's credentials (a URL or a table of fields)."""
     if isinstance(credentials, dict):
         names = {"username": "user", "database": "dbname"}
-        keep = ("host", "port", "username", "user", "password", "database", "dbname", "sslmode")
+        keep = (
+            "host",
+            "port",
+            "username",
+            "user",
+            "password",
+            "database",
+            "dbname",
+            "sslmode",
+            "sslrootcert",
+        )
         return None, {names.get(k, k): v for k, v in credentials.items() if k in keep}
     return str(credentials), {}
 

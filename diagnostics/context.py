@@ -42,6 +42,7 @@ class WarehouseProbe:
     version: str | None = None
     latency_ms: float | None = None
     ssl: bool | None = None
+    tls_version: str | None = None  # negotiated, e.g. TLSv1.3; None without TLS
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Context:
             "password": w.password or None,
             "dbname": w.database,
             "sslmode": w.sslmode,
+            **({"sslrootcert": w.sslrootcert} if w.sslrootcert else {}),
         }
 
     def _probe_warehouse(self) -> WarehouseProbe:
@@ -108,6 +110,7 @@ class Context:
                 latency = (time.monotonic() - connected) * 1000
                 version = pg.rows(conn, self._version_sql)[0][0]
                 ssl = bool(conn.info.ssl_in_use) if hasattr(conn, "info") else None
+                tls = conn.info.ssl_attribute("protocol") if ssl else None
         except Exception as exc:
             kind = pg.classify(exc)
             hint = {
@@ -118,7 +121,9 @@ class Context:
             }.get(kind, 'check ELT_WAREHOUSE_URL, then `elt sql "select 1"`')
             elapsed = time.monotonic() - started
             return WarehouseProbe(False, f"{where}: {pg.cause(exc)} after {elapsed:.1f}s", hint)
-        return WarehouseProbe(True, where, version=version, latency_ms=round(latency, 1), ssl=ssl)
+        return WarehouseProbe(
+            True, where, version=version, latency_ms=round(latency, 1), ssl=ssl, tls_version=tls
+        )
 
     def warehouse_probe(self) -> WarehouseProbe:
         assert self._probe is not None

@@ -213,11 +213,17 @@ def incomplete_loads(ctx: Context, spec: SourceSpec) -> Outcome:
             if pending
             else "no pending package here: staging keeps ignoring them"
         )
+        hint = (
+            f"`elt load {spec.name}` finishes the pending package"
+            if pending
+            else f"`elt compact {spec.name}` removes them once a later load of"
+            f" {spec.name} completed (`elt load {spec.name}` first if none has)"
+        )
         return warn(
             f"{total:,} raw row(s) of loads never completed in "
             + ", ".join(f"{t} ({n:,})" for t, n in sorted(found.items()))
             + f"; {note}",
-            f"`elt load {spec.name}`",
+            hint,
             rows=total,
             tables=sorted(found),
         )
@@ -237,7 +243,8 @@ def variant_columns(ctx: Context, spec: SourceSpec) -> Outcome:
         table, column = found[0].split(".", 1)
         return warn(
             f"{len(found)} variant column(s): {', '.join(found)}",
-            f'size it: `elt sql "select count({column}) from {spec.dataset}.{table}"`;'
+            f'size it: `elt sql --role doctor "select count({column}) from'
+            f' {spec.dataset}.{table}"`;'
             " then fix the source's type or cast it in staging",
             columns=found,
         )
@@ -394,7 +401,7 @@ def cursor_state(ctx: Context, spec: SourceSpec) -> Outcome:
         return fail(
             f"state ahead of raw beyond the {lag:g}s lag window: {names}; rows in between are not"
             " reloaded",
-            f'compare: `elt sql "select max({beyond_lag[0]["cursor"]}) from'
+            f'compare: `elt sql --role doctor "select max({beyond_lag[0]["cursor"]}) from'
             f" {spec.dataset}.{beyond_lag[0]['resource']}\"`; reset the source's state to reload",
             **facts,
         )

@@ -109,3 +109,28 @@ def mart_keys(ctx: Context) -> Outcome:
         return warn(f"not built yet: {', '.join(missing)}", "`elt transform`", **facts)
     detail = f"{len(keys)} key(s) on {len(by_table)} marts: no nulls, no duplicates ({origin})"
     return ok(detail, **facts)
+
+
+def mart_pii(ctx: Context) -> Outcome:
+    """A mart column named like a column staging marks PII: it reaches readers unhashed."""
+    pii = dbt_meta.pii_columns(ctx.project)
+    if not pii:
+        return ok("no columns marked PII (meta: {pii: true}) in the models' YAML")
+    with ctx.warehouse_connection() as conn:
+        exposed = pg.rows(
+            conn,
+            "select table_name, column_name from information_schema.columns"
+            " where table_schema = 'marts' and lower(column_name) = any(%s)"
+            " order by table_name, column_name",
+            (sorted(pii),),
+        )
+    facts = {"pii_columns": sorted(pii), "exposed": [f"{t}.{c}" for t, c in exposed]}
+    if exposed:
+        listed = ", ".join(facts["exposed"])
+        return warn(
+            f"marts expose PII column(s) unhashed: {listed}",
+            "hash or drop them in the mart (e.g. {{ dbt.hash('lower(email)') }} as email_hash),"
+            " then `elt transform`",
+            **facts,
+        )
+    return ok(f"no mart exposes the {len(pii)} PII column(s) staging marks", **facts)

@@ -170,12 +170,21 @@ def _keys_from_manifest(manifest: dict) -> list[MartKey]:
             keys.append(
                 MartKey(
                     model=model["name"],
-                    schema=model["schema"],
+                    schema=_published_schema(model),
                     table=model.get("alias") or model["name"],
                     column=column,
                 )
             )
     return keys
+
+
+def _published_schema(model: dict) -> str:
+    """Where readers find a model: a write-audit-publish mart builds in `<schema>__wap`
+    and is published to `<schema>` (macros/write_audit_publish.sql)."""
+    meta = (model.get("config") or {}).get("meta") or {}
+    if str(meta.get("write_audit_publish", "")).lower() == "true":
+        return model["schema"].removesuffix("__wap")
+    return model["schema"]
 
 
 def _keys_from_yaml(project: Path) -> list[MartKey]:
@@ -190,3 +199,23 @@ def _keys_from_yaml(project: Path) -> list[MartKey]:
                 if {"unique", "not_null"} <= _tests_of(column):
                     keys.append(MartKey(model["name"], "marts", model["name"], column["name"]))
     return keys
+
+
+def pii_columns(project: Path) -> dict[str, list[str]]:
+    """Column name -> the models marking it PII (`meta: {pii: true}`, top level or under
+    `config:`) in the models' YAML: what no mart may expose unhashed."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((project / "dbt" / "models").rglob("*.yml")):
+        try:
+            document = _yaml(path)
+        except Exception:
+            continue
+        for model in document.get("models") or []:
+            for column in model.get("columns") or []:
+                meta = {
+                    **(column.get("meta") or {}),
+                    **((column.get("config") or {}).get("meta") or {}),
+                }
+                if meta.get("pii") is True:
+                    found.setdefault(column["name"].lower(), []).append(model["name"])
+    return found

@@ -200,6 +200,7 @@ def data_checks(ctx: Context) -> list[Check]:
             partial(dbt_checks.mart_keys, ctx),
             heavy=True,
         ),
+        _check(ctx, "data/mart_pii", "data", "mart PII", partial(dbt_checks.mart_pii, ctx)),
     ]
     return checks
 

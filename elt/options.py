@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import click
 
+from elt import output
+
 FORMATS = ("human", "json")
 
 
-def format_option(choices: tuple[str, ...] = FORMATS, default: str = "human"):
+def format_option(
+    choices: tuple[str, ...] = FORMATS,
+    default: str = "human",
+    help: str = "Output: human (tables) or json (one JSON document, for CI).",
+):
     return click.option(
         "--format",
         "fmt",
@@ -15,8 +21,15 @@ def format_option(choices: tuple[str, ...] = FORMATS, default: str = "human"):
         default=default,
         show_default=True,
         envvar="ELT_FORMAT",
-        help="Output: human (tables) or json (stable shape, for CI).",
+        callback=_json_envelope,
+        help=help,
     )
+
+
+def _json_envelope(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """The parsed format decides: json puts the command's results in the envelope."""
+    output.envelope_format(value)
+    return value
 
 
 def _split_selectors(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]):
@@ -32,4 +45,14 @@ select_option = click.option(
     envvar="ELT_SELECT",
     callback=_split_selectors,
     help='dbt node selection, e.g. -s stg_shop__orders+ or -s "model_a model_b" (repeatable).',
+)
+
+
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    envvar="ELT_WAIT",
+    metavar="SECONDS",
+    help="When another run holds the lock, wait up to SECONDS for it (default: exit 2 at once).",
 )

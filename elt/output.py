@@ -1,4 +1,11 @@
-"""Rendering, kept apart from the work: results to stdout, logs and errors to stderr."""
+"""Rendering, kept apart from the work: results to stdout, logs and errors to stderr.
+
+In JSON mode (`--format json` or ELT_FORMAT=json) stdout carries exactly one document,
+the envelope `{command, version, elt_version, status, exit_code, ...results, error}`,
+written by the CLI's `main()` once the command ended, however it ended. Commands hand
+their results to `emit_json`, which collects them; anything else written to stdout
+meanwhile (a library's print) is sent to stderr.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +37,82 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+ENVELOPE_VERSION = 1  # the JSON shape's version (doctor's documented `version: 1`)
+
+
+class _Envelope:
+    """The JSON document of one command: its results until `main()` writes it."""
+
+    def __init__(self, command: str, active: bool) -> None:
+        self.command = command
+        self.results: dict[str, Any] = {}
+        self.stdout = sys.stdout
+        self.active = False
+        self.activate(active)
+
+    def activate(self, active: bool) -> None:
+        if active and not self.active:
+            sys.stdout = sys.stderr  # nothing but the envelope on stdout
+        elif not active and self.active:
+            sys.stdout = self.stdout
+        self.active = active
+
+
+_envelope: _Envelope | None = None
+
+
+def start_envelope(command: str, *, active: bool) -> None:
+    global _envelope
+    _envelope = _Envelope(command, active)
+
+
+def envelope_format(fmt: str) -> None:
+    """The command's parsed `--format` decides whether its output is the envelope."""
+    if _envelope is not None:
+        _envelope.activate(fmt == "json")
+
+
+def json_mode() -> bool:
+    return _envelope is not None and _envelope.active
+
+
 def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, default=_default, indent=2) + "\n")
-    sys.stdout.flush()
+    """A command's JSON results: into the envelope (a list goes under `rows`)."""
+    if json_mode():
+        if isinstance(payload, dict):
+            _envelope.results.update(payload)
+        else:
+            _envelope.results["rows"] = payload
+        return
+    _write_json(sys.stdout, payload)
+
+
+def finish_envelope(
+    exit_code: int, status: str, error: dict[str, Any] | None, version: str
+) -> None:
+    """Write the one document (JSON mode only) and give stdout back."""
+    global _envelope
+    envelope, _envelope = _envelope, None
+    if envelope is None:
+        return
+    active = envelope.active
+    envelope.activate(False)
+    if not active:
+        return
+    head = {
+        "command": envelope.command,
+        "version": ENVELOPE_VERSION,
+        "elt_version": version,
+        "status": status,
+        "exit_code": exit_code,
+    }
+    document = {**head, **envelope.results, **head, "error": error}  # the envelope's keys win
+    _write_json(envelope.stdout, document)
+
+
+def _write_json(stream: Any, payload: Any) -> None:
+    stream.write(json.dumps(payload, default=_default, indent=2) + "\n")
+    stream.flush()
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -16,9 +16,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from elt import dbt_packages, output
-from runtime import engines
+from elt import dbt_packages, output, tool_env
+from runtime import embedded, engines, roles
 from runtime.project import project_dir
+from runtime.secrets import encode_url_password
 
 DEFAULTS_HOOK_ENV = "ELT_SOURCE_DEFAULTS"
 DEFAULTS_HOOK = "demo.defaults:source_defaults"
@@ -49,24 +50,33 @@ class Runtime:
 
     @property
     def home(self) -> Path:
-        """The project's private working directory (embedded warehouse, demo state)."""
-        return self.project / ".elt"
+        """The project's private working directory (embedded warehouse, demo state):
+        `ELT_HOME`, else `.elt/` of the project."""
+        return embedded.home(self.project)
 
     @property
     def pipelines_dir(self) -> Path:
         """dlt's working directory; disposable, state is restored from the warehouse."""
         configured = os.environ.get("ELT_PIPELINES_DIR")
-        return Path(configured) if configured else self.project / ".elt" / "pipelines"
+        return Path(configured) if configured else self.home / "pipelines"
 
     @cached_property
-    def warehouse(self) -> Any:
-        """The warehouse, started on demand when embedded; its database created if missing."""
+    def admin_warehouse(self) -> Any:
+        """The warehouse as the configured user (the embedded server's superuser), started
+        on demand when embedded, its database and elt's roles created if missing."""
         warehouse = engines.resolve(self.project)
         if warehouse.embedded:
             from runtime import warehouse as wh
 
             wh.ensure_database(warehouse, warehouse.database)
+            roles.ensure_applied(warehouse)
         return warehouse
+
+    @cached_property
+    def warehouse(self) -> Any:
+        """The warehouse as the running command's role (runtime/roles.py COMMANDS); engines
+        without roles (DuckDB) have one user."""
+        return self.admin_warehouse.as_role(roles.for_command(_command_name()))
 
     @property
     def engine(self) -> str:
@@ -104,8 +114,9 @@ class Runtime:
         hook = defaults_hook()
         if hook is None:
             return {}
-        warehouse = self.warehouse if warehouse is _OWN else warehouse
-        return hook(self.project, warehouse, start=start, is_set=self.configured) or {}
+        warehouse = self.admin_warehouse if warehouse is _OWN else warehouse
+        role = roles.for_command(_command_name())
+        return hook(self.project, warehouse, start=start, is_set=self.configured, role=role) or {}
 
     def defaults_for_unset(self, *, start: bool = True, warehouse: Any = _OWN) -> dict[str, dict]:
         """Per source the hook knows, the fallback settings of the keys the user did not set
@@ -121,6 +132,10 @@ class Runtime:
     def prepare_dlt(self) -> None:
         """Point dlt at this project's `.dlt/`, and unset settings at their defaults."""
         os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
+        for key, value in list(os.environ.items()):
+            if key.startswith("SOURCES__") and key.endswith("__CREDENTIALS") and "://" in value:
+                # an un-encoded password would reach the driver in fragments (and its errors)
+                os.environ[key] = encode_url_password(value)
         if self._prepared is not None:
             return
         defaults = self.source_defaults()
@@ -140,10 +155,18 @@ class Runtime:
 
     def prepare_dbt(self) -> None:
         """dbt's environment (the engine's profile target), and its packages: the local
-        subsets where none is installed."""
-        os.environ.update(self.warehouse.dbt_env())
-        os.environ["DBT_TARGET"] = engines.dbt_target(self.warehouse)
-        os.environ.update(engines.of(self.warehouse).SESSION_ENV)
+        subsets where none is installed.
+
+        For the embedded warehouse the environment is also written to `.elt/dbt.env`, which
+        plain `dbt` and `sqlfluff` in the venv read (elt/tool_env.py)."""
+        env = {
+            **self.warehouse.dbt_env(),
+            "DBT_TARGET": engines.dbt_target(self.warehouse),
+            **engines.of(self.warehouse).SESSION_ENV,
+        }
+        os.environ.update(env)
+        if getattr(self.warehouse, "embedded", False):
+            tool_env.write(self.home, env)
         for package in dbt_packages.ensure_installed(self.dbt_dir):
             if package.installed_now:
                 output.log(
@@ -161,3 +184,13 @@ class Runtime:
             return None
         path = Path(url.removeprefix("file://")).expanduser()
         return path if path.is_absolute() else self.project / path
+
+
+def _command_name() -> str | None:
+    """The `elt` subcommand being run (`quarantine` for `elt quarantine list`), if any."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None and ctx.parent.parent is not None:
+        ctx = ctx.parent
+    return ctx.info_name if ctx is not None and ctx.parent is not None else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loaders import SOURCES, dataset_name, stops
+from loaders import SOURCES, dataset_name, kill_switch, stops
 from loaders.schema_evolution import (
     ContractConfigError,
     FrozenDroppedColumn,
@@ -59,6 +59,8 @@ class LoadReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     # one-line announcements: columns that disappeared, rows quarantined, empty files
     notes: list[str] = field(default_factory=list)
+    # what the compaction after this load removed (loaders/compaction.py), when it ran
+    compaction: dict[str, Any] | None = None
 
     @property
     def total_rows(self) -> int:
@@ -85,6 +87,7 @@ class LoadReport:
             "file_type_changes": self.file_type_changes,
             "counts": self.counts,
             "notes": self.notes,
+            "compaction": self.compaction,
         }
 
 
@@ -159,6 +162,7 @@ def run(
     uses it). A source module's `after_load(pipeline, report, overrides)` runs last.
     """
     started = time.monotonic()
+    kill_switch.install()  # a test hook; nothing unless ELT_TEST_KILL_AT is set
     stage = on_stage or (lambda _name: None)
     contract = contract_for(source)
     pipeline = pipeline_for(source, destination_url, pipelines_dir, progress)
@@ -204,8 +208,10 @@ def run(
         # before extracting: a package left pending by a kill must still load
         _allow_nulls(pipeline, changes)
     pipeline.extract(dlt_source, loader_file_format=LOADER_FILE_FORMAT, schema_contract=contract)
+    kill_switch.at(kill_switch.EXTRACTED)
     stage("normalizing")
     normalized = pipeline.normalize()
+    kill_switch.at(kill_switch.NORMALIZED)
     stage("loading")
     _collect(report, normalized, _load(pipeline, pipelines_dir, source), known)
     report.stops = stops.take(source)

@@ -8,13 +8,14 @@ databases. Where the setting is unset, an embedded PostgreSQL under `.elt/` is u
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from runtime.errors import ConfigError
-from runtime.secrets import redact
+from runtime.secrets import encode_url_password, redact
 
 URL_ENV = "ELT_WAREHOUSE_URL"
 DEFAULT_DATABASE = "warehouse"
@@ -27,10 +28,24 @@ class Warehouse:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
     sslmode: str = "prefer"
     embedded: bool = False
+    sslrootcert: str = ""
+    # the embedded server's project: where its role passwords are (runtime/embedded.py)
+    project: Path | None = field(default=None, repr=False)
+
+    def as_role(self, role: str) -> Warehouse:
+        """The same warehouse, connected as elt's `role` (runtime/roles.py): on the embedded
+        server each command uses its least-privileged role; on a user's server (or for
+        `admin`) the configured user, whose grants are the user's to choose (README)."""
+        from runtime import embedded, roles
+
+        name = roles.login(role)
+        if not self.embedded or name is None or self.project is None:
+            return self
+        return dataclasses.replace(self, user=name, password=embedded.password(self.project, name))
 
     @property
     def url(self) -> str:
@@ -46,8 +61,15 @@ class Warehouse:
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")
-        query = "" if self.sslmode == "prefer" else f"?sslmode={self.sslmode}"
-        return f"{driver}://{auth}@{self.host}:{self.port}/{quote(database, safe='')}{query}"
+        return f"{driver}://{auth}@{self.host}:{self.port}/{quote(database, safe='')}{self.query}"
+
+    @property
+    def query(self) -> str:
+        """`?sslmode=...&sslrootcert=...` for URLs (dlt, connectorx), empty by default."""
+        params = {"sslmode": self.sslmode} if self.sslmode != "prefer" else {}
+        if self.sslrootcert:
+            params["sslrootcert"] = self.sslrootcert
+        return "?" + urlencode(params) if params else ""
 
     def dbt_env(self) -> dict[str, str]:
         """Environment read by `dbt/profiles.yml` (env_var only); the password as a dbt secret."""
@@ -57,6 +79,7 @@ class Warehouse:
             "ELT_WAREHOUSE_USER": self.user,
             "ELT_WAREHOUSE_DATABASE": self.database,
             "ELT_WAREHOUSE_SSLMODE": self.sslmode,
+            "ELT_WAREHOUSE_SSLROOTCERT": self.sslrootcert,
             "DBT_ENV_SECRET_WAREHOUSE_PASSWORD": self.password,
         }
 
@@ -72,6 +95,7 @@ class Warehouse:
                 password=self.password or None,
                 dbname=database or self.database,
                 sslmode=self.sslmode,
+                **({"sslrootcert": self.sslrootcert} if self.sslrootcert else {}),
                 connect_timeout=connect_timeout,
                 application_name="elt",
             )
@@ -85,7 +109,9 @@ class Warehouse:
 
 
 def parse_url(url: str) -> Warehouse:
-    """Parse a `postgresql://` URL; a malformed one is a configuration error naming the key."""
+    """Parse a `postgresql://` URL; a malformed one is a configuration error naming the key.
+    A password that was never URL-encoded (`p@ss/word`) is taken whole, not split."""
+    url = encode_url_password(url)
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres") and not parts.scheme.startswith(
         "postgresql+"
@@ -94,7 +120,7 @@ def parse_url(url: str) -> Warehouse:
             f"{URL_ENV}: expected a postgresql:// URL, got scheme {parts.scheme!r}",
             hint="set it like postgresql://user:password@host:5432/warehouse",
         )
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    query = dict(parse_qsl(parts.query))
     try:
         port = parts.port or 5432
     except ValueError:
@@ -107,7 +133,22 @@ def parse_url(url: str) -> Warehouse:
         password=unquote(parts.password or ""),
         database=database,
         sslmode=query.get("sslmode", "prefer"),
+        sslrootcert=query.get("sslrootcert", ""),
     )
+
+
+def connectorx_url(url: str) -> str | None:
+    """The URL connectorx needs for a `verify-ca`/`verify-full` one, else None.
+
+    connectorx (rust-postgres) refuses those sslmode values, but with `require` and an
+    `sslrootcert` it verifies the server's certificate against that root, as libpq does
+    for `require` with a root certificate (verify-ca)."""
+    parts = urlsplit(encode_url_password(url))
+    query = dict(parse_qsl(parts.query))
+    if query.get("sslmode") not in ("verify-ca", "verify-full"):
+        return None
+    query["sslmode"] = "require"
+    return parts._replace(scheme="postgresql", query=urlencode(query)).geturl()
 
 
 def resolve(project_dir: Path, *, start: bool = True) -> Warehouse:
@@ -129,10 +170,11 @@ def embedded_warehouse(project_dir: Path, *, start: bool = True) -> Warehouse:
     return Warehouse(
         host="127.0.0.1",
         port=port,
-        user="postgres",
-        password="",
+        user=embedded.ADMIN,
+        password=embedded.password(project_dir),
         database=DEFAULT_DATABASE,
         embedded=True,
+        project=project_dir,
     )
 
 

@@ -1,8 +1,10 @@
 """Test fixtures: a real PostgreSQL server, fresh databases per session, the demo shop.
 
-The server is the embedded one under `.elt/` (started if needed and stopped again if
-this session started it), or the one named by `ELT_TEST_SERVER_URL` (a postgresql:// URL
-of any database on that server; e.g. the machine's own Postgres for a second version).
+The suite never touches the checkout's `.elt/`: it gets a home of its own (`ELT_HOME`, a
+temporary folder set here, before any test and for every `elt` subprocess), its own
+embedded server there, stopped with any demo API at the end and the folder removed, so
+no process is left running. Or the server named by `ELT_TEST_SERVER_URL` (a
+postgresql:// URL of any database on that server; e.g. the machine's own Postgres).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,33 @@ from runtime.warehouse import Warehouse, ensure_database, parse_url
 
 PROJECT = project_dir()
 SERVER_ENV = "ELT_TEST_SERVER_URL"
+# the suite's own `.elt/`: set at import, before anything resolves a home
+SUITE_HOME = Path(tempfile.mkdtemp(prefix="elt-test-home-"))
+os.environ[embedded.HOME_ENV] = str(SUITE_HOME)
+os.environ["ELT_LOGS__DIR"] = str(SUITE_HOME / "logs")  # run logs (runtime/runlog.py) too
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Stop what the suite started in its home (server, demo API) and remove the home."""
+    from demo import payments_api
+
+    with contextlib.suppress(Exception):
+        payments_api.stop(SUITE_HOME)
+    with contextlib.suppress(Exception):
+        embedded.stop(PROJECT)
+    shutil.rmtree(SUITE_HOME, ignore_errors=True)
+
+
+def embedded_admin(project: Path = PROJECT) -> Warehouse:
+    """The embedded server of `project`'s home (started if needed), as its superuser."""
+    port = embedded.ensure_running(project)
+    return Warehouse(
+        host="127.0.0.1",
+        port=port,
+        user=embedded.ADMIN,
+        password=embedded.password(project),
+        database="postgres",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -31,11 +62,7 @@ def server() -> Iterator[Warehouse]:
     if url:
         yield parse_url(url)
         return
-    was_running = embedded.port(PROJECT) is not None
-    port = embedded.ensure_running(PROJECT)
-    yield Warehouse(host="127.0.0.1", port=port, user="postgres", password="", database="postgres")
-    if not was_running:
-        embedded.stop(PROJECT)
+    yield embedded_admin()
 
 
 def _drop_database(server: Warehouse, name: str) -> None:

@@ -123,10 +123,7 @@ def password_server(tmp_path_factory) -> Iterator[str]:
     log = base / "postgres.log"
     log.touch()
     if run_as:
-        import pwd
-
-        entry = pwd.getpwnam(run_as["user"])
-        os.chown(log, entry.pw_uid, entry.pw_gid)
+        os.chown(log, run_as["user"], run_as["group"])
     commands.initdb(
         ["--auth=scram-sha-256", "-U", "postgres", f"--pwfile={pwfile}", "--no-locale"],
         pgdata=data,

@@ -107,14 +107,15 @@ def build_context(timeout: float | None):
     from diagnostics.context import Context
     from diagnostics.sources import configured_sources
     from elt.runtime import Runtime
-    from runtime import engines
+    from runtime import engines, roles
 
     runtime = Runtime()
     config = project_config.load(runtime.project)
-    warehouse, problem, misconfigured = None, None, False
+    admin, warehouse, problem, misconfigured = None, None, None, False
     url_set = bool(os.environ.get(engines.URL_ENV, "").strip())
     try:
-        warehouse = engines.resolve(runtime.project, start=False)
+        admin = engines.resolve(runtime.project, start=False)
+        warehouse = admin.as_role(roles.for_command("doctor"))
     except ConfigError as exc:
         misconfigured = url_set
         hint = exc.hint or "check ELT_WAREHOUSE_URL"
@@ -123,7 +124,7 @@ def build_context(timeout: float | None):
         problem = (str(exc), hint)
     # unset settings fall back on the defaults hook's (the demo's), started or not: a dead
     # demo API is a connectivity FAIL, not a configuration one
-    defaults = runtime.defaults_for_unset(start=False, warehouse=warehouse)
+    defaults = runtime.defaults_for_unset(start=False, warehouse=admin)
     return Context(
         project=runtime.project,
         config=config,

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from elt import output
-from elt.options import format_option
+from elt.options import format_option, wait_option
 from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
+from runtime import locks, signals
 from runtime.audit import audited
 from runtime.errors import ConfigError, DataError, EltError, UnavailableError
+from runtime.retention import prune as prune_load_packages
 
 
 @click.command(
     epilog="\b\nExamples:\n  elt load\n  elt load shop --format json",
 )
 @click.argument("sources", nargs=-1)
+@wait_option
 @format_option()
-def load(sources: tuple[str, ...], fmt: str) -> None:
-    """Load raw data incrementally from SOURCES (all configured sources by default)."""
+def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
+    """Load raw data incrementally from SOURCES (all configured sources by default).
+
+    Every source runs even when another fails or is locked by another run; the exit code
+    is the worst of them.
+    """
     unknown = [name for name in sources if name not in SOURCES]
     if unknown:
         raise click.UsageError(
@@ -31,58 +39,131 @@ def load(sources: tuple[str, ...], fmt: str) -> None:
     names = sources or tuple(SOURCES)
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
-        for name in names:
-            unavailable = runtime.source_unavailable(name)
-            if unavailable:
-                raise ConfigError(f"load {name}: {unavailable[0]}", hint=unavailable[1])
-        from elt.progress import dlt_collector
-        from loaders import pipeline
-
         started = time.monotonic()
-        reports = []
+        outcomes = []
         for name in names:
-            stage = StageLog(name, quiet=fmt != "human")
-            stage("starting")
-            try:
-                report = pipeline.run(
-                    name,
-                    destination_url=runtime.warehouse.url,
-                    pipelines_dir=runtime.pipelines_dir,
-                    progress=dlt_collector(),
-                    on_stage=stage,
-                )
-            except Exception as exc:
-                error = describe_failure(name, stage.current, exc)
-                run.source_done(name, error=str(error))
-                if isinstance(error, DataError):
-                    run.add_failure(name, "schema_contract", message=str(error))
-                raise error from exc
-            reports.append(report)
-            run.source_done(name, report)
+            signals.checkpoint()  # a safe point: between sources
+            outcomes.append(load_source(name, runtime, run, fmt, wait))
+        prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
+        reports = [outcome.report for outcome in outcomes if outcome.report is not None]
+        for report in reports:
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
         breaches = quarantine_breaches(reports)
-        render(reports, fmt, time.monotonic() - started, failed=bool(breaches))
-        stopped = [report for report in reports if report.stops]
-        if stopped:
-            raise describe_stop(stopped[0])
-        if breaches:
-            for breach_source, breach_feed, breach in breaches:
-                run.add_failure(
-                    f"{breach_source}.{breach_feed}",
-                    "quarantine",
-                    failures=breach["quarantined"],
-                    message=f"{breach['share']:.1%} of {breach['rows']:,} rows quarantined",
-                )
-            source, feed, stats = breaches[0]
-            raise DataError(
-                f"load {source}: feed {feed} quarantined {stats['quarantined']:,} of "
-                f"{stats['rows']:,} rows ({stats['share']:.1%}), above max_quarantine_share "
-                f"{stats['max_share']:.1%}"
-                + (f" (and {len(breaches) - 1} more feed(s))" if len(breaches) > 1 else ""),
-                hint=f"elt quarantine list --feed {feed}; fix the file or the feed's rules, "
-                f"then elt quarantine replay --feed {feed}",
+        for breach_source, breach_feed, breach in breaches:
+            run.add_failure(
+                f"{breach_source}.{breach_feed}",
+                "quarantine",
+                failures=breach["quarantined"],
+                message=f"{breach['share']:.1%} of {breach['rows']:,} rows quarantined",
             )
+        errors = [outcome.error for outcome in outcomes if outcome.error is not None]
+        if breaches:
+            errors.append(breach_error(breaches))
+        render(outcomes, fmt, time.monotonic() - started, failed=bool(errors))
+        if errors:
+            raise overall_error(outcomes, errors)
+
+
+@dataclass
+class SourceOutcome:
+    """How one source's load ended: loaded, failed (nothing new visible) or stopped early."""
+
+    source: str
+    status: str  # loaded | failed | stopped
+    report: Any = None
+    error: EltError | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        base = (
+            self.report.as_dict()
+            if self.report is not None
+            else {"source": self.source, "dataset": dataset_name(self.source), "rows": {}}
+        )
+        error = None
+        if self.error is not None:
+            error = {
+                "message": str(self.error),
+                "hint": self.error.hint,
+                "exit_code": self.error.exit_code,
+            }
+        return {**base, "status": self.status, "error": error}
+
+
+def load_source(name: str, runtime: Runtime, run: Any, fmt: str, wait: float) -> SourceOutcome:
+    """Load one source under its load lock, then compact it when due; never raises for it.
+
+    A failure of this source (configuration, an unreachable host, a panic in a driver)
+    becomes its outcome, so the sources after it still run.
+    """
+    from elt.progress import dlt_collector
+    from loaders import compaction, pipeline
+
+    stage = StageLog(name, quiet=fmt != "human")
+    stage("starting")
+    try:
+        unavailable = runtime.source_unavailable(name)
+        if unavailable:
+            raise ConfigError(f"load {name}: {unavailable[0]}", hint=unavailable[1])
+        with locks.hold(runtime.warehouse, f"load:{name}", run=run, wait=wait):
+            report = pipeline.run(
+                name,
+                destination_url=runtime.warehouse.url,
+                pipelines_dir=runtime.pipelines_dir,
+                progress=dlt_collector(),
+                on_stage=stage,
+            )
+            completed = [*report.resumed_load_ids, *report.load_ids]
+            if compaction.due(runtime.warehouse.url, name, len(completed)):
+                stage("compacting")
+                report.compaction = compaction.compact(
+                    name,
+                    destination_url=runtime.warehouse.url,
+                    pipelines_dir=runtime.pipelines_dir,
+                    load_ids=completed,
+                ).as_dict()
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # a driver's panic (connectorx) is a BaseException
+        error = exc if isinstance(exc, EltError) else describe_failure(name, stage.current, exc)
+        run.source_done(name, error=str(error))
+        cause = "schema_contract" if isinstance(error, DataError) else "failed"
+        run.add_failure(name, cause, message=str(error))
+        return SourceOutcome(name, "failed", error=error)
+    run.source_done(name, report)
+    if report.stops:
+        run.add_failure(name, report.stops[0].cause, message=str(describe_stop(report)))
+        return SourceOutcome(name, "stopped", report, describe_stop(report))
+    return SourceOutcome(name, "loaded", report)
+
+
+def overall_error(outcomes: list[SourceOutcome], errors: list[EltError]) -> EltError:
+    """One line for the whole run: the first problem, every source left unloaded, the worst
+    exit code (2 over 1)."""
+    first = errors[0]
+    unloaded = [outcome.source for outcome in outcomes if outcome.status != "loaded"]
+    others = [source for source in unloaded if not str(first).startswith(f"load {source}:")]
+    message = str(first)
+    if others:
+        message += f"; also not loaded: {', '.join(others)}"
+    hint = first.hint or "fix the cause"
+    if unloaded:
+        hint += f"; then rerun `elt load {' '.join(unloaded)}`"
+    error = EltError(message, hint=hint)
+    error.exit_code = max(each.exit_code for each in errors)
+    return error
+
+
+def breach_error(breaches: list[tuple[str, str, dict]]) -> DataError:
+    source, feed, stats = breaches[0]
+    return DataError(
+        f"load {source}: feed {feed} quarantined {stats['quarantined']:,} of "
+        f"{stats['rows']:,} rows ({stats['share']:.1%}), above max_quarantine_share "
+        f"{stats['max_share']:.1%}"
+        + (f" (and {len(breaches) - 1} more feed(s))" if len(breaches) > 1 else ""),
+        hint=f"elt quarantine list --feed {feed}; fix the file or the feed's rules, "
+        f"then elt quarantine replay --feed {feed}",
+    )
 
 
 def quarantine_breaches(reports: list) -> list[tuple[str, str, dict]]:
@@ -102,18 +183,25 @@ class StageLog:
         self.source, self.quiet, self.current = source, quiet, "starting"
 
     def __call__(self, stage: str) -> None:
+        if stage != "bookkeeping":  # a safe point: before each dlt stage, not after a load
+            signals.checkpoint()
         self.current = stage
         if not self.quiet:
             output.log(f"load {self.source}: {stage}")
 
 
-def describe_failure(source: str, step: str, exc: Exception) -> EltError:
-    """One line naming the source, the failing step and the root cause."""
+def describe_failure(source: str, step: str, exc: BaseException) -> EltError:
+    """One line naming the source, the failing step and the root cause.
+
+    A source module's `explain_failure(cause)` may name the cause better (a timeout of
+    the source database, for one) than the driver's own words.
+    """
     from dlt.common.exceptions import DltException
     from dlt.common.schema.exceptions import DataValidationError
     from dlt.extract.exceptions import PipeException
     from dlt.pipeline.exceptions import PipelineStepFailed
 
+    from loaders.pipeline import source_hook
     from loaders.schema_evolution import (
         ContractConfigError,
         FrozenDroppedColumn,
@@ -150,6 +238,10 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
         cause = cause.__cause__
     if resource and step == "extract":
         step = f"extract of `{resource}`"
+    explain = source_hook(source, "explain_failure")
+    explained = explain(cause) if explain is not None else None
+    if explained is not None:
+        return ConfigError(f"load {source}: {step} failed: {explained}", hint=explained.hint)
     lines = [ln for ln in str(cause).strip().splitlines() if ln.strip()]
     message = f"load {source}: {step} failed: {type(cause).__name__}: {lines[0] if lines else ''}"
     hint = getattr(cause, "hint", None) or (
@@ -196,7 +288,10 @@ def describe_stop(report) -> UnavailableError:
     )
 
 
-def render(reports: list, fmt: str, seconds: float, *, failed: bool = False) -> None:
+def render(
+    outcomes: list[SourceOutcome], fmt: str, seconds: float, *, failed: bool = False
+) -> None:
+    reports = [outcome.report for outcome in outcomes if outcome.report is not None]
     stops = [stop for report in reports for stop in report.stops]
     if fmt == "json":
         output.emit_json(
@@ -205,10 +300,11 @@ def render(reports: list, fmt: str, seconds: float, *, failed: bool = False) -> 
                 "status": "failed" if stops or failed else "success",
                 **({"cause": stops[0].cause} if stops else {}),
                 "seconds": round(seconds, 3),
-                "sources": [report.as_dict() for report in reports],
+                "sources": [outcome.as_dict() for outcome in outcomes],
             }
         )
         return
+    render_sources(outcomes)
     rows = []
     for report in reports:
         for table, count in sorted(report.rows.items()):
@@ -239,12 +335,45 @@ def render(reports: list, fmt: str, seconds: float, *, failed: bool = False) -> 
                 f"{report.source}: finished {len(report.resumed_load_ids)} pending package(s)"
                 " left by an earlier run"
             )
+        if report.compaction is not None:
+            output.line(compaction_line(report.compaction))
     render_quarantine(reports)
     for report in reports:
         for note in report.notes:
             output.line(note)
     total = sum(report.total_rows for report in reports)
     output.line(f"load: {total:,} rows from {len(reports)} source(s) in {output.seconds(seconds)}")
+
+
+def render_sources(outcomes: list[SourceOutcome]) -> None:
+    """One row per source: how it ended and, when it did not load, why."""
+    rows = [
+        (
+            outcome.source,
+            outcome.status,
+            f"{outcome.report.total_rows:,}" if outcome.report is not None else "-",
+            str(outcome.error) if outcome.error is not None else "",
+        )
+        for outcome in outcomes
+    ]
+    output.table("sources", ["source", "status", "rows", "cause"], rows)
+
+
+def compaction_line(compaction: dict[str, Any]) -> str:
+    """What a compaction removed, per table: superseded versions and orphan rows."""
+    removed = compaction["removed"]
+    parts = [
+        f"{table} {counts['superseded']:,} superseded + {counts['orphans']:,} orphan"
+        for table, counts in sorted(removed.items())
+    ]
+    text = f"{compaction['source']}: compacted {compaction['total_removed']:,} row(s)"
+    text += f" ({', '.join(parts)})" if parts else ""
+    if compaction["kept_orphan_rows"]:
+        text += (
+            f"; kept {compaction['kept_orphan_rows']:,} row(s) of"
+            f" {len(compaction['kept_orphan_loads'])} unfinished load(s) not yet superseded"
+        )
+    return text
 
 
 def render_quarantine(reports: list) -> None:

@@ -31,10 +31,14 @@ from runtime.audit import recent_runs
 @format_option()
 @unless_subcommand
 def runs(limit: int, command_name: str | None, fmt: str) -> None:
-    """List recent runs, newest first: status, duration, rows loaded, failures."""
+    """List recent runs, newest first: status, duration, rows loaded, failures.
+
+    Status: running, success, failed, error, stopped (by a signal) or abandoned (its
+    process died without recording an end: killed, out of memory, runner lost).
+    """
     found = recent_runs(Runtime().warehouse, limit=limit, command=command_name)
     if fmt == "json":
-        output.emit_json(found)
+        output.emit_json({"runs": found})
         return
     if not found:
         output.line(
@@ -74,7 +78,7 @@ def _detail(run: dict[str, Any]) -> str:
         more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
         return f"{first['name']} {first['status']}{count}{more}"
     if run["status"] == "running" and run["ended_at"] is None:
-        return "no end recorded: still running, or killed"
+        return "running: holds its run lock"
     return ""
 
 

@@ -8,47 +8,41 @@ import sys
 import click
 
 from elt import output
+from elt.options import format_option
 from elt.runtime import Runtime
-from runtime.errors import ConfigError
 
 
 @click.command(
     epilog='\b\nExamples:\n  elt sql "select count(*) from marts.fct_orders" --format csv\n'
-    '  elt sql "select * from marts.rpt_daily_revenue limit 5"',
+    '  elt sql "select * from marts.rpt_daily_revenue limit 5"\n'
+    '  elt sql --role doctor "select status, count(*) from elt_audit.runs group by 1"',
 )
 @click.argument("query")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "human", "json", "csv"]),
+@format_option(
+    ("table", "human", "json", "csv"),
     default="table",
-    show_default=True,
-    envvar="ELT_FORMAT",
-    help="table (human), json (a list of objects) or csv (header, then one line per row).",
+    help="table (human), json (the envelope, rows as a list of objects) or csv (header, then"
+    " one line per row).",
 )
 @click.option("--timeout", default=60, show_default=True, help="Statement timeout in seconds.")
-def sql(query: str, fmt: str, timeout: int) -> None:
-    """Run QUERY in a read-only transaction and print the rows."""
-    from runtime import engines
+@click.option(
+    "--role",
+    type=click.Choice(["analyst", "doctor"]),
+    default="analyst",
+    show_default=True,
+    help="analyst reads staging and marts; doctor (on-call) also raw_* and elt_audit.",
+)
+def sql(query: str, fmt: str, timeout: int, role: str) -> None:
+    """Run QUERY, one read-only statement, as the analyst (or the doctor) and print the rows."""
+    from runtime import readonly
 
-    warehouse = Runtime().warehouse
-    conn = engines.read_only(warehouse, timeout=timeout)
-    try:
-        with conn.cursor() as cur:
-            try:
-                cur.execute(query)
-            except engines.errors(warehouse) as exc:
-                first = (getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()
-                raise ConfigError(
-                    f"sql: {first[0] if first else type(exc).__name__}",
-                    hint="elt sql is read-only; check the query",
-                ) from None
-            columns = [d.name for d in cur.description] if cur.description else []
-            rows = cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+    runtime = Runtime()
+    warehouse = runtime.warehouse if role == "analyst" else runtime.admin_warehouse.as_role(role)
+    columns, rows = readonly.run(warehouse, query, timeout)
     if fmt == "json":
-        output.emit_json([dict(zip(columns, row, strict=True)) for row in rows])
+        output.emit_json(
+            {"columns": columns, "rows": [dict(zip(columns, row, strict=True)) for row in rows]}
+        )
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)

@@ -6,8 +6,10 @@ readers would fail a whole file on one bad row (or need pandas/duckdb and coerce
 they cannot parse), so each file goes through this package's row parsers instead
 (`parsers.py`): every row is either loaded, typed as the feed declares, or rejected
 with a reason into the quarantine (see loaders/quarantine.py). Rows keep their file
-and line (`_elt_file`, `_elt_line`, `_elt_file_modified_at`); feed tables merge on the
-feed's key, so a re-delivered file does not duplicate rows.
+and line (`_elt_file`, `_elt_line`, `_elt_file_modified_at`); feed tables are an
+append-only log keyed on the feed's key: a re-delivered file appends new versions, and
+staging keeps the one of the latest file time, then the latest load, so it does not
+duplicate rows (superseded versions go at compaction, loaders/compaction.py).
 
 Feeds are configuration: `[sources.marketing.feeds.<name>]` in `.dlt/config.toml`.
 """
@@ -32,7 +34,6 @@ from loaders.metadata import EXTRACTED_AT_COLUMN, SOURCE_COLUMN, add_load_metada
 
 SOURCE_NAME = "marketing"
 DEFAULT_MAX_QUARANTINE_SHARE = 0.1
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -44,7 +45,7 @@ def marketing(
     max_decompressed_bytes: int = poison.DEFAULT_MAX_DECOMPRESSED_BYTES,
     max_decompression_ratio: float = poison.DEFAULT_MAX_DECOMPRESSION_RATIO,
 ) -> Iterator[DltResource]:
-    """One merge resource per feed, plus bookkeeping tables (files read, rejected rows).
+    """One append resource per feed, plus bookkeeping tables (files read, rejected rows).
 
     `bucket_url` is a local folder (relative to the project) or any location dlt's
     filesystem source supports, with `credentials` for it; `chunk_rows` bounds how many
@@ -177,7 +178,7 @@ def _feed_resource(
 def feed_hints(feed: Feed) -> Any:
     return dlt.mark.make_hints(
         table_name=feed.name,
-        write_disposition=MERGE,
+        write_disposition="append",
         primary_key=list(feed.primary_key),
         columns=feed_columns(feed),
         file_format="parquet",
@@ -374,6 +375,16 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
     report.file_type_changes = summary["type_changes"]
 
 
+def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each feed's key; versions order by file time, as staging dedupes (loaders/compaction.py)."""
+    from loaders.compaction import Versioning
+
+    specs, _ = settings(overrides)
+    return {
+        name: Versioning(tuple(feed.primary_key), MODIFIED_COLUMN) for name, feed in specs.items()
+    }
+
+
 def replay(pipeline: Any, overrides: dict[str, Any] | None = None, feed: str | None = None) -> Any:
     """The dlt source that re-parses open quarantined rows with the current feed rules."""
     from loaders.marketing.replayer import replay_source
@@ -385,4 +396,4 @@ def replay(pipeline: Any, overrides: dict[str, Any] | None = None, feed: str | N
     return replay_source(pipeline, chosen)
 
 
-__all__ = ["SOURCE_NAME", "after_load", "marketing", "replay"]
+__all__ = ["SOURCE_NAME", "after_load", "marketing", "replay", "versioning"]

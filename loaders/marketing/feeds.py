@@ -185,7 +185,7 @@ def _parse_feed(name: str, spec: dict[str, Any]) -> Feed:
     key = spec.get("primary_key") or []
     key = (key,) if isinstance(key, str) else tuple(key)
     if not key:
-        raise fail("primary_key is required: re-delivered files are merged on it")
+        raise fail("primary_key is required: staging dedupes re-delivered files on it")
     undeclared = [k for k in key if k not in columns]
     if undeclared:
         raise fail(f"primary_key column(s) {', '.join(undeclared)} must be declared in columns")

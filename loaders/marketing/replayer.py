@@ -1,10 +1,11 @@
 """Replay: parse open quarantined rows again with the feeds' current rules.
 
-Rows that now pass are merged into their feed table with their original file, line and
+Rows that now pass are appended to their feed table with their original file, line and
 file time; each replayed row also gets an outcome row in `_elt_replays` (loaded, or
 quarantined with the current reason) in the same load package, and `publish` applies
 the outcomes to `elt_audit.quarantine` after the load. A replay killed before its load
-completed changes nothing, and replaying a row twice merges it onto itself.
+completed changes nothing, and a row replayed twice is one key in staging (its dedupe
+keeps the latest load of the key's file time).
 """
 
 from __future__ import annotations

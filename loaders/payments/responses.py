@@ -155,6 +155,22 @@ class ResponseGuard:
         return session
 
 
+def shape(value: Any) -> str:
+    """What a JSON value looks like, never what it holds: `a JSON object of 3 keys`.
+    Error messages say this instead of quoting a body, which carries row values."""
+    if isinstance(value, dict):
+        return f"a JSON object of {len(value)} key{'s' if len(value) != 1 else ''}"
+    if isinstance(value, list):
+        return f"a JSON array of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    if value is None:
+        return "JSON null"
+    if isinstance(value, int | float):
+        return "a JSON number"
+    return f"a JSON string of {len(str(value))} characters"
+
+
 def _retry_after_seconds(header: str) -> float | None:
     """Seconds from a `Retry-After` header (seconds or HTTP date), parsed as dlt's retry does."""
     return wait_exponential_retry_after()._parse_retry_after(header)

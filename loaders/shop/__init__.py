@@ -19,6 +19,7 @@ from loaders import quarantine as q
 from loaders.identifiers import IdentifierError, check_table_names, check_table_settings
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
+from loaders.shop.timeouts import explain_failure, with_timeouts
 from loaders.shop.values import (
     NULL_CURSOR_POLICIES,
     RowQuarantine,
@@ -27,10 +28,10 @@ from loaders.shop.values import (
     is_numeric,
     safe_select,
 )
+from runtime.warehouse import connectorx_url
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -42,8 +43,16 @@ def shop(
     chunk_size: int = 100_000,
     lag_seconds: float = 600,
     null_cursor: str = "quarantine",
+    connect_timeout_seconds: float = 10,
+    statement_timeout_seconds: float = 600,
 ) -> Iterator[DltResource]:
-    """One merge resource per configured table, incremental on its cursor with a lag window.
+    """One append resource per configured table, incremental on its cursor with a lag window.
+
+    Raw is an append-only log: every load appends the versions it read, and they become
+    visible to staging when the load's `_dlt_loads` row is written (see
+    macros/dedupe_completed_loads.sql); superseded versions go at compaction
+    (loaders/compaction.py). A merge would delete the old versions before the new load is
+    recorded, so a crash in between would leave staging with neither.
 
     `lag_seconds` re-reads that much cursor history on every run: a row committed late by
     a transaction that began before the previous load carries an older `updated_at` and
@@ -52,6 +61,11 @@ def shop(
     Values arrow or the warehouse cannot hold (NaN, infinity, ...) and rows with a NULL
     cursor go to the quarantine row by row (loaders/shop/values.py); `null_cursor =
     "fail"` (per source or per table) stops the source instead.
+
+    `connect_timeout_seconds` and `statement_timeout_seconds` bound every connection and
+    statement (reflection and extraction alike), so a host that accepts and never answers,
+    or a table locked by another session, fails the load naming the bound instead of
+    hanging it (see timeouts.py).
     """
     if backend not in ARROW_BACKENDS:
         raise ValueError(
@@ -59,8 +73,9 @@ def shop(
             f" {', '.join(ARROW_BACKENDS)} (the lag-window filter and load metadata work on"
             " arrow batches)"
         )
-    credentials = _sqlalchemy_url(credentials)
-    known_tables = _tables_in_warehouse()
+    credentials = with_timeouts(
+        _sqlalchemy_url(credentials), connect_timeout_seconds, statement_timeout_seconds
+    )
     naming = dlt.current.source_schema().naming
     check_table_names(SOURCE_NAME, list(tables), naming)
     quarantine_hints = dlt.mark.make_hints(
@@ -85,12 +100,10 @@ def shop(
             schema=schema,
             backend=backend,
             chunk_size=chunk_size,
-            backend_kwargs=_backend_kwargs(backend, chunk_size),
+            backend_kwargs=_backend_kwargs(backend, chunk_size, credentials),
             reflection_level="full_with_precision",
             incremental=cursor_incremental(table, cursor, lag_seconds),
-            write_disposition=MERGE
-            if known_tables is None or raw_table in known_tables
-            else "append",
+            write_disposition="append",
             primary_key=primary_key,
             query_adapter_callback=safe_select,
             table_adapter_callback=_remember_columns,
@@ -180,25 +193,26 @@ def _numeric_as_text(resource: DltResource, sql_columns: dict[str, Any]) -> dict
     return decimals
 
 
-def _tables_in_warehouse() -> set[str] | None:
-    """Tables (normalized names, as in raw) the pipeline's schema already has.
+def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each table's key and cursor, as its staging model dedupes (for loaders/compaction.py)."""
+    from loaders.compaction import Versioning
 
-    A table's first load appends: one extract holds each primary key once and there is
-    nothing to merge into, and dlt's merge through a staging table more than doubles the
-    load time of a large first load (bench/README.md). Later loads merge on the key.
-    """
-    try:
-        pipeline = dlt.current.pipeline()
-    except Exception:  # built outside a pipeline (e.g. inspected): merge, always correct
-        return None
-    if not pipeline.default_schema_name:
-        return set()
-    return set(pipeline.default_schema.tables)
+    tables = (overrides or {}).get("tables") or dlt.config["sources.shop.tables"]
+    return {
+        table: Versioning(tuple(spec["primary_key"]), spec.get("cursor", "updated_at"))
+        for table, spec in tables.items()
+        if spec.get("primary_key")
+    }
 
 
-def _backend_kwargs(backend: str, chunk_size: int) -> dict[str, Any]:
+def _backend_kwargs(backend: str, chunk_size: int, credentials: Any = None) -> dict[str, Any]:
     if backend == "connectorx":
-        return {"return_type": "arrow_stream", "batch_size": chunk_size}
+        kwargs: dict[str, Any] = {"return_type": "arrow_stream", "batch_size": chunk_size}
+        # sslmode verify-full: connectorx verifies against sslrootcert under another name
+        tls = connectorx_url(credentials) if isinstance(credentials, str) else None
+        if tls:
+            kwargs["conn"] = tls
+        return kwargs
     return {}
 
 
@@ -246,3 +260,6 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
 
 def _step_function(step: Any) -> Any:
     return getattr(step, "_f", None) or getattr(step, "_f_meta", None)
+
+
+__all__ = ["SOURCE_NAME", "after_load", "explain_failure", "shop", "versioning"]

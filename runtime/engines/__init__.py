@@ -12,6 +12,9 @@ An engine module provides:
 - `Error`: the driver's base exception; `relation_exists(cur, schema, table)`
 - `NO_SERVER`: doctor checks that need a server (version, TLS, roles, disk of pgdata)
 - `SESSION_ENV`: environment the dbt it invokes needs (sessions in UTC)
+- `ROW_ID`: the pseudo-column naming a row (compaction deletes superseded versions by it)
+- `ONE_PROCESS`: the engine admits one elt process at a time (elt's locks have nothing
+  left to serialise there)
 """
 
 from __future__ import annotations
@@ -68,10 +71,15 @@ def of(warehouse: Any) -> ModuleType:
     return engine_module(getattr(warehouse, "engine", "postgres"))
 
 
+def warehouse_for_url(url: str) -> Any:
+    """The warehouse a URL names, as it is (loaders are handed URLs, not warehouses)."""
+    return engine_module(engine_for_url(url)).resolve(url, None, start=False)
+
+
 def dlt_destination(destination_url: str) -> Any:
     """dlt's destination for a warehouse URL (what `loaders/pipeline.py` is handed)."""
-    module = engine_module(engine_for_url(destination_url))
-    return module.dlt_destination(module.resolve(destination_url, None, start=False))
+    warehouse = warehouse_for_url(destination_url)
+    return of(warehouse).dlt_destination(warehouse)
 
 
 def dbt_target(warehouse: Any) -> str:

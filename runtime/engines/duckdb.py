@@ -28,6 +28,8 @@ from urllib.parse import unquote, urlsplit
 from runtime.errors import ConfigError
 
 SCHEMES = ("duckdb",)
+ROW_ID = "rowid"
+ONE_PROCESS = True
 DBT_TARGET = "duckdb"
 # doctor checks that need a server, and why they do not apply to a file
 NO_SERVER: dict[str, str] = {
@@ -69,6 +71,10 @@ class DuckDBWarehouse:
     @property
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".elt-lock")
+
+    def as_role(self, role: str) -> DuckDBWarehouse:
+        """One user: a DuckDB file has no roles (runtime/roles.py applies to PostgreSQL)."""
+        return self
 
     def dbt_env(self) -> dict[str, str]:
         return {"ELT_DUCKDB_PATH": str(self.path)}
@@ -196,6 +202,8 @@ def _open(warehouse: DuckDBWarehouse, *, read_only: bool, timeout: float | None 
 
 class Connection:
     """A DuckDB connection that callers written for psycopg2 can use unchanged."""
+
+    engine = "duckdb"  # what code shared by engines asks (runtime/locks.py, runtime/audit.py)
 
     def __init__(self, raw: Any, *, timeout: float | None = None) -> None:
         self.raw, self.timeout, self.autocommit = raw, timeout, True

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMES = ("postgresql", "postgres")
+ROW_ID = "ctid"
+ONE_PROCESS = False
 DBT_TARGET = "warehouse"
 NO_SERVER: dict[str, str] = {}  # every doctor check applies
 # dbt's sessions in UTC from the first statement: unit tests run no pre-hook, and a
@@ -47,4 +49,5 @@ def read_only(warehouse: Any, *, timeout: float) -> Any:
     conn.set_session(readonly=True, autocommit=True)
     with conn.cursor() as cur:
         cur.execute("set statement_timeout = %s", (int(timeout * 1000),))
+        cur.execute("set lock_timeout = %s", (int(timeout * 1000),))
     return conn

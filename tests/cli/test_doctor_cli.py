@@ -3,6 +3,7 @@ the incident bundle, which must hold no secret."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tarfile
@@ -11,6 +12,8 @@ import zipfile
 import pytest
 from doctor_support import API_TOKEN, AUDIT_DDL, by_id, copy_project, doctor, rest_env
 from support import execute, run_elt
+
+from runtime.warehouse import parse_url
 
 pytest_plugins = ["doctor_servers"]
 
@@ -21,8 +24,8 @@ def test_json_has_the_documented_shape_and_a_healthy_load_exits_0(loaded):
     code, payload, _ = doctor(loaded[2])
     assert code == 0
     assert set(payload) == {
-        "command", "version", "status", "exit_code", "worst", "strict", "seconds", "counts",
-        "checks",
+        "command", "version", "elt_version", "status", "exit_code", "worst", "strict",
+        "seconds", "counts", "checks", "error",
     }  # fmt: skip
     assert (payload["command"], payload["version"], payload["status"]) == ("doctor", 1, "success")
     assert payload["counts"]["FAIL"] == 0
@@ -82,7 +85,8 @@ def test_a_malformed_warehouse_url_is_a_configuration_failure_exit_2():
 
 
 def test_the_embedded_warehouse_not_running_fails_with_the_command_that_starts_it(tmp_path, api):
-    env = {"ELT_PROJECT_DIR": str(copy_project(tmp_path))}  # no .elt/: nothing running there
+    # no .elt/ (and not the suite's ELT_HOME): nothing running there
+    env = {"ELT_PROJECT_DIR": str(copy_project(tmp_path)), "ELT_HOME": ""}
     env |= rest_env(f"http://127.0.0.1:{api.server_address[1]}/api")  # payments answers
     code, payload, _ = doctor(env, "--only", "connectivity", "--only", "config")
     checks = by_id(payload)
@@ -121,9 +125,19 @@ def incident(elt_env, warehouse, tmp_path):
         " ('r1', 'load', now(), 'error', %s)",
         (f"load shop: connect failed for tokens {SECRETS[2]} {SECRETS[3]}",),
     )
-    # the embedded test server trusts every connection: passwords are accepted and ignored
-    url = elt_env["ELT_WAREHOUSE_URL"].replace("postgres@", f"postgres:{SECRETS[0]}@")
-    shop = elt_env["SOURCES__SHOP__CREDENTIALS"].replace("postgres@", f"postgres:{SECRETS[1]}@")
+    # the embedded test server checks passwords: two logins whose passwords are the secrets
+    logins = []
+    for role, secret, url in (
+        ("elt_incident_wh", SECRETS[0], elt_env["ELT_WAREHOUSE_URL"]),
+        ("elt_incident_shop", SECRETS[1], elt_env["SOURCES__SHOP__CREDENTIALS"]),
+    ):
+        execute(
+            warehouse.url,
+            f"do $$ begin create role {role} superuser login password '{secret}';"
+            f" exception when duplicate_object then null; end $$",
+        )
+        logins.append(dataclasses.replace(parse_url(url), user=role, password=secret).url)
+    url, shop = logins
     return {
         **elt_env,
         **rest_env("http://127.0.0.1:9/api", token=SECRETS[3]),

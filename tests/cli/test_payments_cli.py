@@ -13,7 +13,6 @@ from demo.payments_api import PaymentsAPI, state_path
 
 TOKEN = "tok-cli-5e1d0b77c2"
 SMALL_PAGES = {
-    "write_disposition": "merge",
     "endpoint": {
         "data_selector": "data",
         "params": {"limit": 5},
@@ -50,7 +49,8 @@ def test_a_rate_limited_load_exits_2_with_the_cause_in_the_error_and_the_json(ap
     result = run_elt("load", "payments", "--format", "json", env=env)
     assert result.returncode == 2, result.stderr
     payload = json.loads(result.stdout)
-    assert (payload["status"], payload["cause"]) == ("failed", "rate_limited")
+    assert (payload["status"], payload["cause"]) == ("error", "rate_limited")
+    assert payload["error"]["cause"] == "unavailable"
     (source,) = payload["sources"]
     assert source["status"] == "stopped"
     assert source["stops"][0]["cause"] == "rate_limited"
@@ -85,7 +85,7 @@ def test_the_token_appears_in_no_output(api_env):
 
 def test_demo_runs_the_api_ticks_payments_and_stops_it(elt_env, tmp_path):
     # a project dir of its own: the demo API's state file lives under <project>/.elt
-    env = {**elt_env, "ELT_PROJECT_DIR": str(tmp_path)}
+    env = {**elt_env, "ELT_PROJECT_DIR": str(tmp_path), "ELT_HOME": ""}
     started = json.loads(run_elt("demo", "--orders", "30", "--format", "json", env=env).stdout)
     pid = started["payments_api"]["pid"]
     try:

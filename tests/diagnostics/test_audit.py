@@ -156,6 +156,15 @@ def test_a_run_still_running_after_hours_warns_it_was_probably_killed(audit_env)
     assert result.hint == "`elt transform`"
 
 
+@pytest.mark.parametrize("status", ["stopped", "abandoned"])
+def test_a_stopped_or_abandoned_last_run_warns_that_a_rerun_resumes(audit_env, status):
+    warehouse, env = audit_env
+    add_run(warehouse, "transform", status, hours_ago=0.5, error=f"{status}: rerun resumes")
+    result = check(env, "data/transform")
+    assert result.status == "WARN" and status in result.detail
+    assert result.hint == "`elt transform` resumes"
+
+
 def loads(warehouse, counts: list[int]) -> None:
     """Successful shop loads, oldest first, bringing `counts` orders each."""
     for age, count in enumerate(reversed(counts), start=1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pwd
@@ -15,6 +16,7 @@ from doctor_support import API_TOKEN, PASSWORD, by_id, check, doctor, landing, r
 from support import execute
 
 from runtime.embedded import SYSTEM_USER
+from runtime.warehouse import parse_url
 
 pytest_plugins = ["doctor_servers"]
 
@@ -128,10 +130,10 @@ def test_a_source_that_never_answers_costs_its_timeout_and_the_report_stays_comp
 def test_missing_select_privilege_fails_with_the_grant_to_run(env):
     shop_url = env["SOURCES__SHOP__CREDENTIALS"]
     role = f"doctor_reader_{uuid.uuid4().hex[:6]}"
-    execute(shop_url, f"create role {role} login")
+    execute(shop_url, f"create role {role} login password 'reader-pw-1'")
     try:
         execute(shop_url, f"grant select on public.customers, public.products to {role}")
-        url = shop_url.replace("postgres@", f"{role}@", 1)
+        url = dataclasses.replace(parse_url(shop_url), user=role, password="reader-pw-1").url
         result = check({**env, "SOURCES__SHOP__CREDENTIALS": url}, "connectivity/source/shop")
     finally:
         execute(shop_url, f"drop owned by {role}")

@@ -152,7 +152,7 @@ def test_raw_rows_of_a_load_that_never_completed_warn(loaded):
         result = check(env, "data/shop/incomplete_loads")
     assert result.status == "WARN" and "3 raw row(s) of loads never completed" in result.detail
     assert "no pending package here" in result.detail
-    assert result.hint == "`elt load shop`"
+    assert result.hint.startswith("`elt compact shop` removes them")
 
 
 def test_doctor_connections_are_read_only(loaded):

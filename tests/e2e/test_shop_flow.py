@@ -186,7 +186,10 @@ def test_a_failing_dbt_test_exits_1_naming_the_test_and_its_failing_rows(flow):
         " created_at) values (999999999, 1, 987654, 1, 1.00, now())",
     )
     run_elt("load", env=env, check=True)
-    run_elt("transform", env=env, check=True)
+    # transform is gated: the mart's failing test holds fct_order_items back (exit 1)
+    transformed = run_elt("transform", env=env)
+    assert transformed.returncode == 1, transformed.stderr
+    assert "fct_order_items" in transformed.stderr.strip().splitlines()[-1]
     result = run_elt("test", "--format", "json", env=env)
     assert result.returncode == 1, result.stderr
     payload = json.loads(result.stdout)
@@ -200,7 +203,8 @@ def test_a_failing_dbt_test_exits_1_naming_the_test_and_its_failing_rows(flow):
 
 def test_every_run_of_the_flow_is_audited_with_its_rows_and_failures(flow):
     warehouse, _, env = flow
-    recorded = json.loads(run_elt("runs", "--format", "json", env=env, check=True).stdout)
+    listed = run_elt("runs", "--format", "json", env=env, check=True).stdout
+    recorded = json.loads(listed)["runs"]
     assert {run["command"] for run in recorded} == {"load", "transform", "test"}
     assert all(run["ended_at"] is not None for run in recorded)
     first_load = recorded[-1]

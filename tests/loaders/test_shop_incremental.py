@@ -1,4 +1,4 @@
-"""The shop loader against real Postgres servers: incremental, lag window, merge, state."""
+"""The shop loader against real Postgres servers: incremental, lag window, versions, state."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import shutil
 
 import psycopg2
 import pytest
+from raw_log import counts, visible
 from support import execute, query
 
 from demo import shop
-from loaders import pipeline
+from loaders import compaction, pipeline
 
 
 @pytest.fixture
@@ -39,8 +40,19 @@ def source_rows(url: str, table: str, key: str) -> dict:
 
 
 def raw_rows(warehouse, table: str, key: str) -> dict:
-    rows = query(warehouse, f"select {key}, updated_at, deleted_at from raw_shop.{table}")
+    """The current version of each key, as staging reads it."""
+    rows = visible(warehouse, "raw_shop", table, key, f"{key}, updated_at, deleted_at")
     return {row[0]: row[1:] for row in rows}
+
+
+def compact(env) -> compaction.CompactionReport:
+    from pathlib import Path
+
+    return compaction.compact(
+        "shop",
+        destination_url=env["ELT_WAREHOUSE_URL"],
+        pipelines_dir=Path(env["ELT_PIPELINES_DIR"]),
+    )
 
 
 def test_first_load_brings_every_row_with_load_metadata(seeded, warehouse, shop_url):
@@ -81,13 +93,26 @@ def test_inserts_updates_and_soft_deletes_arrive(seeded, warehouse, shop_url):
     assert report.rows["customers"] == changes["customers_updated"]
     for table, key in (("orders", "order_id"), ("customers", "customer_id")):
         assert raw_rows(warehouse, table, key) == source_rows(shop_url, table, key)
-        # the first load appended; every later one must merge, never duplicate a key
-        total, distinct = query(
-            warehouse, f"select count(*), count(distinct {key}) from raw_shop.{table}"
-        )[0]
+    # raw is a log: the updated keys now have two versions each, staging reads one
+    total, distinct = counts(warehouse, "raw_shop", "customers", "customer_id")
+    assert total - distinct == changes["customers_updated"]
+    deleted = [row for row in raw_rows(warehouse, "orders", "order_id").values() if row[1]]
+    assert len(deleted) == changes["orders_soft_deleted"]
+
+
+def test_compaction_leaves_one_version_per_key_and_staging_unchanged(seeded, warehouse, shop_url):
+    load(seeded)
+    changes = shop.tick(shop_url)
+    load(seeded)
+    before = {t: raw_rows(warehouse, t, k) for t, k in (("orders", "order_id"),)}
+    report = compact(seeded)
+    assert report.removed["customers"] == {"superseded": changes["customers_updated"], "orphans": 0}
+    for table, key in (("orders", "order_id"), ("customers", "customer_id")):
+        total, distinct = counts(warehouse, "raw_shop", table, key)
         assert total == distinct
-    deleted = query(warehouse, "select count(*) from raw_shop.orders where deleted_at is not null")
-    assert deleted == [(changes["orders_soft_deleted"],)]
+        assert raw_rows(warehouse, table, key) == source_rows(shop_url, table, key)
+    assert {"orders": raw_rows(warehouse, "orders", "order_id")} == before
+    assert compact(seeded).total_removed == 0
 
 
 def _late_commit_scenario(env, shop_url, **overrides):
@@ -108,18 +133,22 @@ def test_row_committed_late_within_lag_window_is_captured_exactly_once(seeded, w
     first, second = _late_commit_scenario(seeded, shop_url)
     assert first.rows == {"customers": 1}
     assert second.rows == {"customers": 1}
-    names = query(
-        warehouse, "select full_name from raw_shop.customers where customer_id in (1, 2) order by 1"
-    )
-    assert names == [("Late Commit",), ("On Time",)]
+    names = [
+        (name,)
+        for key, name in visible(
+            warehouse, "raw_shop", "customers", "customer_id", "customer_id, full_name"
+        )
+        if key in (1, 2)
+    ]
+    assert sorted(names) == [("Late Commit",), ("On Time",)]
     assert load(seeded).rows == {}
 
 
 def test_without_a_lag_window_the_late_row_is_missed(seeded, warehouse, shop_url):
     _, second = _late_commit_scenario(seeded, shop_url, lag_seconds=0)
     assert second.rows == {}
-    names = query(warehouse, "select full_name from raw_shop.customers where customer_id = 1")
-    assert names != [("Late Commit",)]
+    names = visible(warehouse, "raw_shop", "customers", "customer_id", "customer_id, full_name")
+    assert (1, "Late Commit") not in names
 
 
 def test_state_is_restored_from_the_warehouse_on_an_ephemeral_runner(seeded, shop_url):
@@ -140,6 +169,5 @@ def test_a_new_source_column_is_added_and_reported(seeded, warehouse, shop_url):
     assert report.new_columns == [
         {"table": "products", "column": "weight_grams", "data_type": "bigint"}
     ]
-    assert query(warehouse, "select weight_grams from raw_shop.products where product_id = 1") == [
-        (250,)
-    ]
+    current = visible(warehouse, "raw_shop", "products", "product_id", "product_id, weight_grams")
+    assert current[0] == (1, 250)

@@ -16,8 +16,7 @@ final as (
 
     select
         customers.customer_id,
-        customers.email,
-        customers.full_name,
+        {{ dbt.hash('lower(customers.email)') }} as email_hash,
         customers.country_code,
         country_codes.country_name,
         country_codes.region,

@@ -4,7 +4,6 @@
     model,
     column_name,
     value,
-    quote_values=true,
     group_by=none,
     row_condition=none
 ) -%}

@@ -51,18 +51,17 @@
     column_name,
     datepart,
     interval,
-    ignore_time_component=false,
     row_condition=none
 ) -%}
     {{ adapter.dispatch('test_expect_row_values_to_have_recent_data', 'dbt_expectations')(
-        model, column_name, datepart, interval, ignore_time_component, row_condition
+        model, column_name, datepart, interval, row_condition
     ) }}
 {%- endtest %}
 
 {% macro default__test_expect_row_values_to_have_recent_data(
-    model, column_name, datepart, interval, ignore_time_component, row_condition
+    model, column_name, datepart, interval, row_condition
 ) -%}
-    {%- set value_type = 'date' if ignore_time_component else dbt_expectations.type_timestamp() -%}
+    {%- set value_type = dbt_expectations.type_timestamp() -%}
     {%- set now = dbt.cast(dbt.current_timestamp(), value_type) -%}
     with max_recency as (
 
