@@ -81,6 +81,8 @@ def due(destination_url: str, source: str, completed_now: int) -> bool:
     every = every_loads(source)
     if every <= 0 or completed_now <= 0:
         return False
+    if engines.of(engines.warehouse_for_url(destination_url)).ROW_ID is None:
+        return False  # an engine whose raw rows cannot be deleted (Spark's parquet lake)
     if every == 1:
         return True
     loads = f'"{dataset_name(source)}"."_dlt_loads"'

@@ -1,6 +1,6 @@
 """The warehouse engines: `ELT_WAREHOUSE_URL` → one engine module, everything else from it.
 
-Each engine is one small module here (postgres.py, duckdb.py) holding all of its
+Each engine is one small module here (postgres.py, duckdb.py, spark.py) holding all of its
 Python-side SQL differences; dbt-side differences are macros dispatched by adapter
 (macros/*.sql). Callers never branch on the engine: they ask this package.
 

@@ -51,6 +51,11 @@ NO_SERVER: dict[str, str] = {
     "roles": "Spark has no roles here: `elt sql` is read-only by statement kind",
     "connections": "Spark: one driver per elt process, no pooled connections to count",
 }
+# the Derby metastore and the audit file admit one elt process at a time (runtime/locks.py)
+ONE_PROCESS = True
+# no row of a parquet lake can be deleted without Delta: raw keeps every version, staging
+# dedupes, and compaction does not run (loaders/compaction.py)
+ROW_ID = None
 SESSION_ENV = {"TZ": "UTC"}  # pyspark renders instants in the process's zone: UTC
 AUDIT_SCHEMA = "elt_audit"
 # what elt sql may run on Spark (read-only by statement kind: Spark has no roles here)
