@@ -96,7 +96,7 @@ def test_sql_counts_the_same_orders_as_postgres_and_refuses_writes(flow):
             "sql", "select count(*) as n from marts.fct_orders", "--format", "json",
             env=env, check=True, timeout=SPARK_TIMEOUT,
         )  # fmt: skip
-        counts[engine] = json.loads(result.stdout)[0]["n"]
+        counts[engine] = json.loads(result.stdout)["rows"][0]["n"]
     assert counts["spark"] == counts["postgres"] > 500
     written = run_elt("sql", "create table marts.nope (n int)", env=flow["spark"], timeout=600)
     assert written.returncode == 2 and "read-only" in written.stderr.lower()
@@ -105,7 +105,7 @@ def test_sql_counts_the_same_orders_as_postgres_and_refuses_writes(flow):
 def test_runs_lists_the_spark_loads_and_transforms(flow):
     runs = json.loads(
         run_elt("runs", "--format", "json", env=flow["spark"], check=True, timeout=600).stdout
-    )
+    )["runs"]
     statuses = {}
     for run in runs:
         statuses.setdefault(run["command"], []).append(run["status"])
