@@ -51,6 +51,8 @@ class LoadReport:
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     # a file whose column does not have the feed's declared type (its rows quarantined)
     file_type_changes: list[dict[str, str]] = field(default_factory=list)
+    # keys gone from the source, per table: tombstones appended (loaders/shop/deletes.py)
+    deleted: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:
@@ -75,6 +77,7 @@ class LoadReport:
             "replayed": self.replayed,
             "skipped_files": self.skipped_files,
             "file_type_changes": self.file_type_changes,
+            "deleted": self.deleted,
         }
 
 

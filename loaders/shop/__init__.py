@@ -9,6 +9,7 @@ default sqlalchemy backend, see bench/README.md) and bounded in memory by `chunk
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import dlt
@@ -17,6 +18,7 @@ from dlt.sources.sql_database import sql_table
 
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
+from loaders.shop import deletes
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
@@ -31,12 +33,17 @@ def shop(
     backend: str = "connectorx",
     chunk_size: int = 100_000,
     lag_seconds: float = 600,
+    reconcile_every: int = 1,
 ) -> Iterator[DltResource]:
     """One merge resource per configured table, incremental on its cursor with a lag window.
 
     `lag_seconds` re-reads that much cursor history on every run: a row committed late by
     a transaction that began before the previous load carries an older `updated_at` and
     is still caught; the lag-window filter keeps repeats out.
+
+    A table with `deletes = "reconcile"` (the default where it has a primary key) also gets
+    a tombstone resource (loaders/shop/deletes.py): keys gone from the source get a deleted
+    version in the same load. `reconcile_every` is the default for the tables' own setting.
     """
     if backend not in ARROW_BACKENDS:
         raise ValueError(
@@ -49,6 +56,9 @@ def shop(
     for table, spec in tables.items():
         primary_key = list(spec["primary_key"])
         cursor = spec.get("cursor", "updated_at")
+        deletes_mode = deletes.deletes_mode(table, spec)
+        every = deletes.reconcile_every(table, spec, reconcile_every)
+        write_disposition = MERGE if known_tables is None or table in known_tables else "append"
         resource = sql_table(
             credentials=credentials,
             table=table,
@@ -58,12 +68,40 @@ def shop(
             backend_kwargs=_backend_kwargs(backend, chunk_size),
             reflection_level="full_with_precision",
             incremental=dlt.sources.incremental(cursor, lag=lag_seconds),
-            write_disposition=MERGE if known_tables is None or table in known_tables else "append",
+            write_disposition=write_disposition,
             primary_key=primary_key,
+            table_adapter_callback=partial(deletes.make_nullable, primary_key=primary_key),
         )
+        # a merge keeps the latest version of a key seen twice in one load (a tombstone
+        # carries its deletion time as cursor, so it wins over the version it deletes)
+        if write_disposition == MERGE:
+            resource.apply_hints(columns={cursor: {"dedup_sort": "desc"}})
         resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
         resource.add_map(add_load_metadata(SOURCE_NAME))
         yield resource
+        if deletes_mode == "reconcile":
+            tombstones = deletes.tombstones(
+                source=SOURCE_NAME,
+                table=table,
+                spec=spec,
+                credentials=credentials,
+                schema=schema,
+                write_disposition=write_disposition,
+                every=every,
+            )
+            tombstones.add_map(add_load_metadata(SOURCE_NAME))
+            yield tombstones
+
+
+def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None) -> None:
+    """Tombstones are rows of their table: report them as `deleted`, not as loaded rows."""
+    for table, count in deletes.take(SOURCE_NAME).items():
+        if table in report.rows:
+            report.rows[table] -= count
+            if not report.rows[table]:
+                del report.rows[table]
+        if count:
+            report.deleted[table] = count
 
 
 def _tables_in_warehouse() -> set[str] | None:
