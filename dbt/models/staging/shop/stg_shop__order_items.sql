@@ -20,7 +20,7 @@ final as (
         {{ dbt.cast('quantity', dbt.type_int()) }} as quantity,
         {{ dbt.cast('unit_price', dbt.type_numeric()) }} as unit_price,
         {{ dbt.cast('discount_amount', dbt.type_numeric()) }} as discount_amount,
-        {{ staging_lifecycle_columns() }}
+        {{ staging_lifecycle_columns(source('shop', 'order_items')) }}
 
     from source_order_items
 

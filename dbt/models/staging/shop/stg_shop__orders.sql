@@ -20,7 +20,7 @@ final as (
         {{ dbt.cast('ordered_at', type_timestamp_tz()) }} as ordered_at,
         {{ dbt.cast('upper(currency)', dbt.type_string()) }} as currency,
         {{ dbt.cast('shipping_amount', dbt.type_numeric()) }} as shipping_amount,
-        {{ staging_lifecycle_columns() }}
+        {{ staging_lifecycle_columns(source('shop', 'orders')) }}
 
     from source_orders
 

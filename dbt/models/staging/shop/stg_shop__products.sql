@@ -19,7 +19,7 @@ final as (
         {{ dbt.cast('category', dbt.type_string()) }} as category,
         {{ dbt.cast('unit_price', dbt.type_numeric()) }} as unit_price,
         {{ dbt.cast('is_active', dbt.type_boolean()) }} as is_active,
-        {{ staging_lifecycle_columns() }}
+        {{ staging_lifecycle_columns(source('shop', 'products')) }}
 
     from source_products
 
