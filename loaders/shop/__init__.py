@@ -18,11 +18,12 @@ from dlt.sources.sql_database import sql_table
 
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
-from loaders.shop import deletes
+from loaders.shop import deletes, replication
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+MODES = ("cursor", "replication")
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -34,6 +35,10 @@ def shop(
     chunk_size: int = 100_000,
     lag_seconds: float = 600,
     reconcile_every: int = 1,
+    mode: str = "cursor",
+    slot_name: str = "elt_shop",
+    publication: str = "elt_shop",
+    resnapshot: bool = False,
 ) -> Iterator[DltResource]:
     """One merge resource per configured table, incremental on its cursor with a lag window.
 
@@ -41,7 +46,12 @@ def shop(
     a transaction that began before the previous load carries an older `updated_at` and
     is still caught; the lag-window filter keeps repeats out.
 
-    A table with `deletes = "reconcile"` (the default where it has a primary key) also gets
+    Tables in `mode = "replication"` (the source's `mode`, or the table's own) are read by
+    logical replication instead (loaders/shop/replication.py), through the slot
+    `slot_name` and the publication `publication`; `resnapshot` drops the slot and reads
+    them whole again.
+
+    A cursor table with `deletes = "reconcile"` (the default where it has a primary key) also gets
     a tombstone resource (loaders/shop/deletes.py): keys gone from the source get a deleted
     version in the same load. `reconcile_every` is the default for the tables' own setting.
     """
@@ -53,7 +63,17 @@ def shop(
         )
     credentials = _sqlalchemy_url(credentials)
     known_tables = _tables_in_warehouse()
+    replicated = {}
     for table, spec in tables.items():
+        table_mode = spec.get("mode", mode)
+        if table_mode not in MODES:
+            raise ValueError(
+                f"sources.shop.tables.{table}.mode: {table_mode!r} is not supported; use one"
+                f" of {', '.join(MODES)}"
+            )
+        if table_mode == "replication":
+            replicated[table] = spec
+            continue
         primary_key = list(spec["primary_key"])
         cursor = spec.get("cursor", "updated_at")
         deletes_mode = deletes.deletes_mode(table, spec)
@@ -91,10 +111,24 @@ def shop(
             )
             tombstones.add_map(add_load_metadata(SOURCE_NAME))
             yield tombstones
+    if replicated:
+        changes = replication.changes_resource(
+            source=SOURCE_NAME,
+            credentials=credentials,
+            schema=schema,
+            tables=replicated,
+            slot_name=slot_name,
+            publication=publication,
+            resnapshot=resnapshot,
+        )
+        changes.add_map(add_load_metadata(SOURCE_NAME))
+        yield changes
 
 
 def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None) -> None:
-    """Tombstones are rows of their table: report them as `deleted`, not as loaded rows."""
+    """Tombstones are rows of their table: report them as `deleted`, not as loaded rows.
+    The load is recorded: the replication slot may now forget the changes it holds."""
+    replication.confirm_pending(SOURCE_NAME)
     for table, count in deletes.take(SOURCE_NAME).items():
         if table in report.rows:
             report.rows[table] -= count
