@@ -138,6 +138,15 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None) -> 
             report.deleted[table] = count
 
 
+def drop_slot() -> str | None:
+    """Drop the source's replication slot (`elt load --drop-slot shop`), freeing the WAL it
+    holds on the source server; its name, or None when there was none. The next load in
+    replication mode then fails until a re-snapshot (see replication.py)."""
+    credentials = dlt.secrets["sources.shop.credentials"]
+    name = dlt.config.get("sources.shop.slot_name") or "elt_shop"
+    return name if replication.drop_slot(deletes.psycopg2_url(credentials), name) else None
+
+
 def _tables_in_warehouse() -> set[str] | None:
     """Tables the pipeline's schema (synced from the warehouse) already has.
 

@@ -145,6 +145,44 @@ def _ensure_publication(conn: Any, publication: str, schema: str, tables: list[s
         cur.execute(f"create publication {quote(publication)} for table {names}")
 
 
+_DLT_TYPES = {
+    "bigint": "bigint",
+    "integer": "bigint",
+    "smallint": "bigint",
+    "boolean": "bool",
+    "date": "date",
+    "double precision": "double",
+    "real": "double",
+    "numeric": "decimal",
+    "timestamp with time zone": "timestamp",
+    "timestamp without time zone": "timestamp",
+}
+
+
+def _column_hints(conn: Any, schema: str, table: str, primary_key: list[str]) -> dict[str, Any]:
+    """dlt column hints from the source's catalog: a column NULL in every version of a
+    batch still gets its type (the key alone is NOT NULL: a delete has nothing else)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select column_name, data_type, numeric_precision, numeric_scale"
+            " from information_schema.columns where table_schema = %s and table_name = %s",
+            (schema, table),
+        )
+        columns = cur.fetchall()
+    hints = {}
+    for name, data_type, precision, scale in columns:
+        hint: dict[str, Any] = {
+            "data_type": _DLT_TYPES.get(data_type, "text"),
+            "nullable": name not in primary_key,
+        }
+        if data_type == "numeric" and precision is not None:
+            hint.update(precision=precision, scale=scale)
+        if data_type.startswith("timestamp"):
+            hint["timezone"] = data_type == "timestamp with time zone"
+        hints[name] = hint
+    return hints
+
+
 def _snapshot(
     url: str, slot_name: str, schema: str, tables: dict[str, dict[str, Any]]
 ) -> Iterator[tuple[str, list[dict[str, Any]]] | int]:
@@ -219,7 +257,7 @@ def changes_resource(
             conn.autocommit = True
             _check_server(conn, slot_name)
             current = slot(conn, slot_name)
-            if current is not None and (resnapshot or loaded_lsn is None):
+            if resnapshot or (current is not None and loaded_lsn is None):
                 # a re-snapshot, or a slot whose snapshot never made it into a load
                 drop_slot(url, slot_name)
                 current, loaded_lsn = None, None
@@ -228,6 +266,14 @@ def changes_resource(
             if current is not None and current.wal_status == "lost":
                 raise _lost(source, slot_name, "was invalidated (its WAL was removed)")
             _ensure_publication(conn, publication, schema, list(tables))
+            hints = {
+                table: dlt.mark.make_hints(
+                    table_name=table,
+                    primary_key=list(spec["primary_key"]),
+                    columns=_column_hints(conn, schema, table, list(spec["primary_key"])),
+                )
+                for table, spec in tables.items()
+            }
         if current is None:
             items = _snapshot(url, slot_name, schema, tables)
             versions = _snapshot_versions(items, tables, state)
@@ -237,7 +283,7 @@ def changes_resource(
                 _changes(url, slot_name, publication), tables, state, source
             )
         for table, rows in versions:
-            yield dlt.mark.with_table_name(_arrow(rows), table)
+            yield dlt.mark.with_hints(_arrow(rows), hints[table], create_table_variant=True)
         with _lock:
             _pending[source] = (url, slot_name, state["lsn"])
 

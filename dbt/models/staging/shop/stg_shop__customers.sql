@@ -5,6 +5,7 @@ source_customers as (
     {{ dedupe_completed_loads(
         source('shop', 'customers'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'customers'), ['_elt_lsn']),
         key='customer_id'
     ) }}
 

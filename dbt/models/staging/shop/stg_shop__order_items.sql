@@ -5,6 +5,7 @@ source_order_items as (
     {{ dedupe_completed_loads(
         source('shop', 'order_items'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'order_items'), ['_elt_lsn']),
         key='order_item_id',
         where=incremental_lookback_filter('updated_at')
     ) }}

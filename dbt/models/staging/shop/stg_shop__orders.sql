@@ -5,6 +5,7 @@ source_orders as (
     {{ dedupe_completed_loads(
         source('shop', 'orders'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'orders'), ['_elt_lsn']),
         key='order_id',
         where=incremental_lookback_filter('updated_at')
     ) }}

@@ -5,6 +5,7 @@ source_products as (
     {{ dedupe_completed_loads(
         source('shop', 'products'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'products'), ['_elt_lsn']),
         key='product_id'
     ) }}
 
