@@ -130,8 +130,9 @@ def _check_server(conn: Any, slot_name: str) -> None:
         raise ReplicationError(
             f"replication slot {slot_name}: the source server runs with wal_level = {level}",
             "set wal_level = logical on the source server and restart it (the embedded"
-            " server: stop it, e.g. `elt demo --stop` and a new `elt demo`, to get it),"
-            ' or use mode = "cursor"',
+            " server sets it when it starts: stop it with `.venv/bin/python -c 'from runtime"
+            " import embedded, project; embedded.stop(project.project_dir())'` and rerun)"
+            ', or use mode = "cursor"',
         )
 
 
