@@ -95,6 +95,22 @@ def test_a_deleted_key_inserted_again_is_live_again(flow):
     ) == [(False,)]
 
 
+def test_raw_columns_created_not_null_by_an_earlier_elt_accept_tombstones(flow):
+    warehouse, shop_url, env = flow
+    for schema in ("raw_shop", "raw_shop_staging"):
+        execute(warehouse.url, f"alter table {schema}.orders alter column customer_id set not null")
+    execute(shop_url, "delete from order_items where order_id = 18")
+    execute(shop_url, "delete from orders where order_id = 18")
+    loaded = json.loads(run_elt("load", "shop", "--format", "json", env=env, check=True).stdout)
+    assert loaded["sources"][0]["deleted"]["orders"] == 1
+    nullable = query(
+        warehouse,
+        "select table_schema, is_nullable from information_schema.columns"
+        " where table_name = 'orders' and column_name = 'customer_id' order by 1",
+    )
+    assert nullable == [("raw_shop", "YES"), ("raw_shop_staging", "YES")]
+
+
 def test_deletes_none_leaves_a_hard_deleted_row_live(flow, monkeypatch):
     warehouse, shop_url, env = flow
     for key, value in env.items():
