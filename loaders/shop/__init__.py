@@ -63,6 +63,9 @@ def shop(
         )
     credentials = _sqlalchemy_url(credentials)
     known_tables = _tables_in_warehouse()
+    # what an earlier run in this process left behind when its load failed
+    deletes.take(SOURCE_NAME)
+    replication.forget_pending(SOURCE_NAME)
     replicated = {}
     for table, spec in tables.items():
         table_mode = spec.get("mode", mode)

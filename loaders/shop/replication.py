@@ -114,10 +114,15 @@ def confirm(url: str, name: str, lsn: int) -> None:
             )
 
 
+def forget_pending(source: str) -> tuple[str, str, int] | None:
+    """The (url, slot, LSN) an extraction of `source` left to confirm, now forgotten."""
+    with _lock:
+        return _pending.pop(source, None)
+
+
 def confirm_pending(source: str) -> None:
     """After a recorded load: advance the source's slot to what that load holds."""
-    with _lock:
-        pending = _pending.pop(source, None)
+    pending = forget_pending(source)
     if pending is not None:
         confirm(*pending)
 
@@ -277,7 +282,7 @@ def changes_resource(
             }
         if current is None:
             items = _snapshot(url, slot_name, schema, tables)
-            versions = _snapshot_versions(items, tables, state)
+            versions = _snapshot_versions(items, state)
         else:
             confirm(url, slot_name, loaded_lsn)  # recorded in the warehouse: let it go
             versions = _change_versions(
@@ -287,18 +292,6 @@ def changes_resource(
             yield dlt.mark.with_hints(_arrow(rows), hints[table], create_table_variant=True)
         with _lock:
             _pending[source] = (url, slot_name, state["lsn"])
-
-    def _snapshot_versions(items, tables, state):
-        for item in items:
-            if isinstance(item, int):
-                state["lsn"] = item
-                continue
-            table, rows = item
-            for row in rows:
-                row[LSN_COLUMN] = None
-                row[COMMITTED_AT_COLUMN] = None
-                row[OPERATION_COLUMN] = "snapshot"
-            yield table, rows
 
     return dlt.resource(
         generate,
@@ -311,6 +304,20 @@ def changes_resource(
             OPERATION_COLUMN: {"data_type": "text", "nullable": True},
         },
     )
+
+
+def _snapshot_versions(
+    items: Iterator[tuple[str, list[dict[str, Any]]] | int], state: dict[str, Any]
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The snapshot's rows as versions; the state's LSN becomes the slot's starting point."""
+    for item in items:
+        if isinstance(item, int):
+            state["lsn"] = item
+            continue
+        table, rows = item
+        for row in rows:
+            row.update({LSN_COLUMN: None, COMMITTED_AT_COLUMN: None, OPERATION_COLUMN: "snapshot"})
+        yield table, rows
 
 
 def _change_versions(
