@@ -8,21 +8,37 @@ before it is recorded, the doctor's slot check, a lost slot and its re-snapshot.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
-from conftest import demo_payments_api, elt_environment, fresh_databases
+from conftest import PROJECT, SERVER_ENV, demo_payments_api, elt_environment, fresh_databases
 from support import execute, fetch, kill_a_load_midway, query, run_elt
 
 from demo import shop
 from loaders.shop import replication
+from runtime import embedded
 
 MARTS = ("-s", "+fct_orders", "-s", "+fct_order_items")
 COMPLETED = "_dlt_load_id in (select load_id from raw_shop._dlt_loads where status = 0)"
 
 
 @pytest.fixture(scope="module")
-def flow(server, tmp_path_factory):
+def logical_server(server):
+    """The test server with wal_level = logical. An embedded server started before elt set
+    it (runtime/embedded.py) is restarted once to take it; it keeps its port."""
+    if query(server, "show wal_level") != [("logical",)]:
+        if os.environ.get(SERVER_ENV):
+            pytest.skip(f"{SERVER_ENV} names a server without wal_level = logical")
+        embedded.stop(PROJECT)
+        embedded.ensure_running(PROJECT)
+    assert query(server, "show wal_level") == [("logical",)]
+    return server
+
+
+@pytest.fixture(scope="module")
+def flow(logical_server, tmp_path_factory):
+    server = logical_server
     slot = f"elt_test_{uuid.uuid4().hex[:8]}"  # slots are per server, tests share one
     with fresh_databases(server) as (warehouse, shop_url):
         env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
