@@ -40,7 +40,8 @@ class _Salt(IntEnum):
 
 
 # One row per order with its total in cents (items not soft-deleted, after discounts, plus
-# shipping) and a per-order roll in [0, 100) that decides its payment story.
+# shipping) and a per-order roll in [0, 100) that decides its payment story. An order whose
+# amount or time has no value (a NaN shipping amount, an infinite ordered_at) gets none.
 _ORDER_TOTALS = f"""
     select o.order_id, o.status, o.currency, o.ordered_at, o.updated_at,
            round((coalesce(sum(i.quantity * i.unit_price - i.discount_amount), 0)
@@ -52,6 +53,7 @@ _ORDER_TOTALS = f"""
     from public.orders as o
     left join public.order_items as i
         on i.order_id = o.order_id and i.deleted_at is null
+    where o.shipping_amount <> 'NaN' and isfinite(o.ordered_at)
     group by o.order_id
 """
 

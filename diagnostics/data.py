@@ -116,6 +116,9 @@ def local_packages(folder: Path) -> dict[str, list[str]]:
 
 
 def packages(ctx: Context, spec: SourceSpec) -> Outcome:
+    aside = moved_aside(ctx, spec)
+    if aside.facts["moved_aside"]:
+        return aside
     folder = pipeline_dir(ctx, spec)
     if not folder.is_dir():
         return ok(f"no local working dir ({folder}): nothing pending here", pending=0, failed=0)
@@ -142,6 +145,28 @@ def packages(ctx: Context, spec: SourceSpec) -> Outcome:
             **facts,
         )
     return ok("no pending or failed load packages", **facts)
+
+
+# loaders/packages.py moves a package refused for its data here, per source
+MOVED_ASIDE = "moved_aside"
+
+
+def moved_aside(ctx: Context, spec: SourceSpec) -> Outcome:
+    """Load packages moved aside after the warehouse refused their data: rows not loaded."""
+    folder = ctx.pipelines_dir / MOVED_ASIDE / f"elt_{spec.name}"
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not found:
+        return ok("no load package moved aside", moved_aside=[])
+    first = folder / found[0]
+    normalized = pipeline_dir(ctx, spec) / "load" / "normalized"
+    return fail(
+        f"{len(found)} load package(s) moved aside after a data error: {', '.join(found)}"
+        f" (in {folder})",
+        f"inspect: `ls {first}/failed_jobs`; delete: `rm -rf {first}`; or load it again once"
+        f" the warehouse accepts it: `mkdir -p {normalized} && mv {first} {normalized}/ &&"
+        f" elt load {spec.name}`",
+        moved_aside=found,
+    )
 
 
 # --- the raw dataset --------------------------------------------------------------------

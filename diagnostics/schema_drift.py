@@ -1,4 +1,5 @@
-"""Type drift in raw tables: variant columns that no model reading the table handles.
+"""Drift in raw tables: variant columns that no model reading the table handles, and
+columns the source stopped delivering that a model still reads.
 
 When a source column changes type, dlt keeps the column and puts values of the new type
 in a variant column `<column>__v_<type>` (loaders/schema_evolution.py does the same for
@@ -31,6 +32,8 @@ class VariantColumn:
     base_column: str  # the column whose type changed, e.g. amount
     base_type: str | None  # the warehouse type of the base column (None if it is gone)
     variant_type: str  # the warehouse type of the variant column
+    # the source no longer delivers the column (dropped or renamed): new rows hold NULL
+    gone: bool = False
 
     @property
     def qualified(self) -> str:
@@ -51,6 +54,11 @@ class UnhandledVariant:
 
     def describe(self) -> str:
         v = self.variant
+        if v.gone:
+            return (
+                f"{v.schema}.{v.table}.{v.column} disappeared from the source (new rows hold"
+                f" NULL), but {', '.join(self.models)} still reads it"
+            )
         return (
             f"{v.schema}.{v.table}.{v.base_column} changed type"
             f" ({v.base_type} -> {v.variant_type}): its new values are in {v.column},"
@@ -86,7 +94,31 @@ def variant_columns(conn: Any, schemas: Iterable[str]) -> list[VariantColumn]:
             )
             if _holds_values(conn, variant):
                 found.append(variant)
-    return found
+    return found + gone_columns(conn, schemas)
+
+
+# loaders/schema_evolution.py comments a raw column so while its source column is gone
+GONE_MARKER = "elt: disappeared from the source"
+
+
+def gone_columns(conn: Any, schemas: list[str]) -> list[VariantColumn]:
+    """Raw columns the loader marked as no longer delivered by their source."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod)"
+            " from pg_catalog.pg_attribute a"
+            " join pg_catalog.pg_class c on c.oid = a.attrelid"
+            " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = any(%s) and not a.attisdropped"
+            " and col_description(a.attrelid, a.attnum) like %s"
+            " order by 1, 2, 3",
+            (schemas, GONE_MARKER + "%"),
+        )
+        rows = cur.fetchall()
+    return [
+        VariantColumn(schema, table, column, column, data_type, data_type, gone=True)
+        for schema, table, column, data_type in rows
+    ]
 
 
 def _holds_values(conn: Any, variant: VariantColumn) -> bool:
@@ -128,7 +160,8 @@ def unhandled_variants(
         affected = sorted(
             model["name"]
             for model in (readers.get(source_id, []) if source_id else [])
-            if _names(model, variant.base_column) and not _names(model, variant.column)
+            if _names(model, variant.base_column)
+            and (variant.gone or not _names(model, variant.column))
         )
         if affected:
             unhandled.append(UnhandledVariant(variant, affected))

@@ -14,7 +14,9 @@ from elt import output
 from elt.commands.demo import demo
 from elt.commands.deps import deps
 from elt.commands.doctor import doctor
+from elt.commands.lineage import lineage
 from elt.commands.load import load
+from elt.commands.metrics import metrics
 from elt.commands.quarantine import quarantine
 from elt.commands.runs import runs
 from elt.commands.sql import sql
@@ -27,6 +29,9 @@ Examples:
   elt load && elt transform     what cron and CI run
   elt test                      dbt tests, unit tests and source freshness
   elt runs                      recent runs from the audit (elt_audit.runs)
+  elt runs show RUN_ID          one run: sources, load ids, dbt nodes, error, log file
+  elt lineage fct_orders 42     the raw rows, loads, runs and files a mart row came from
+  elt metrics --serve 9464      Prometheus metrics of the runs
   elt transform -s stg_shop__orders+
   elt sql "select count(*) from marts.fct_orders" --format csv
   elt doctor                    what is down, stale or failing, and what to do next
@@ -45,6 +50,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for command in (load, transform, test, sql, demo, runs, deps, doctor, quarantine):
+    cli.add_command(command)
+for command in (metrics, lineage):  # observability (README, Monitoring)
     cli.add_command(command)
 
 

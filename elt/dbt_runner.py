@@ -58,7 +58,10 @@ def invoke(
     """
     from dbt.cli.main import dbtRunner
 
+    from runtime import runlog
+
     def on_event(event: Any) -> None:
+        runlog.dbt_event(event)  # every run's log keeps dbt's own events
         if quiet_progress:
             return
         name = event.info.name

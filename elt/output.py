@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from runtime import runlog
 from runtime.secrets import redact
 
 stdout = Console(soft_wrap=True)
@@ -49,11 +50,13 @@ def line(message: str) -> None:
 
 def log(message: str) -> None:
     stderr.print(redact(message), markup=False, highlight=False, style="dim")
+    runlog.note(message, logger="stderr")
 
 
 def error(message: str, hint: str | None = None) -> None:
     text = redact(f"error: {message}" + (f" (next: {hint})" if hint else ""))
     stderr.print(text, style="bold red", highlight=False, markup=False)
+    runlog.note(text, level="error", logger="stderr")
 
 
 def seconds(value: float) -> str:

@@ -18,10 +18,14 @@ from typing import Any
 from loaders import SOURCES, dataset_name, stops
 from loaders.schema_evolution import (
     ContractConfigError,
+    FrozenDroppedColumn,
     FrozenTypeChange,
     TypeChange,
     contract_for,
+    find_dropped_columns,
     find_type_changes,
+    keep_dropped_columns,
+    mark_gone_columns,
     route_type_changes,
     split_variant,
 )
@@ -51,6 +55,10 @@ class LoadReport:
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     # a file whose column does not have the feed's declared type (its rows quarantined)
     file_type_changes: list[dict[str, str]] = field(default_factory=list)
+    # per table: rows read, loaded (reached raw), quarantined, duplicates_in_batch
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # one-line announcements: columns that disappeared, rows quarantined, empty files
+    notes: list[str] = field(default_factory=list)
     # keys gone from the source, per table: tombstones appended (loaders/shop/deletes.py)
     deleted: dict[str, int] = field(default_factory=dict)
 
@@ -77,6 +85,8 @@ class LoadReport:
             "replayed": self.replayed,
             "skipped_files": self.skipped_files,
             "file_type_changes": self.file_type_changes,
+            "counts": self.counts,
+            "notes": self.notes,
             "deleted": self.deleted,
         }
 
@@ -100,7 +110,9 @@ def build_source(name: str, **overrides: Any) -> Any:
     """The configured dlt source `name`; keyword overrides win over `.dlt/` configuration."""
     module_name, function = SOURCES[name].split(":")
     factory = getattr(importlib.import_module(module_name), function)
-    return factory(**overrides)
+    built = factory(**overrides)
+    prepare = source_hook(name, "prepare_source")  # steps dlt orders only once it is built
+    return prepare(built) if prepare is not None else built
 
 
 def source_hook(name: str, hook: str) -> Callable[..., Any] | None:
@@ -163,7 +175,7 @@ def run(
             pipeline.list_normalized_load_packages()
         )
         pipeline.normalize()
-        load_info = pipeline.load()
+        load_info = _load(pipeline, pipelines_dir, source)
         _count_loaded_rows(report, pipeline, pending)
         _collect(report, None, load_info, {})
         report.resumed_load_ids = pending
@@ -180,6 +192,8 @@ def run(
     else:
         dlt_source = build_source(source, **(source_overrides or {}))
         changes = find_type_changes(dlt_source, known)
+    if build is None:
+        report.notes += _dropped_columns(source, pipeline, dlt_source, known, contract)
     if changes and contract["data_type"] == "freeze":
         raise FrozenTypeChange(source, changes)
     if changes and contract["data_type"] != "evolve":
@@ -198,7 +212,7 @@ def run(
     stage("normalizing")
     normalized = pipeline.normalize()
     stage("loading")
-    _collect(report, normalized, pipeline.load(), known)
+    _collect(report, normalized, _load(pipeline, pipelines_dir, source), known)
     report.stops = stops.take(source)
     after_load = source_hook(source, "after_load")
     if after_load is not None:
@@ -206,6 +220,34 @@ def run(
         after_load(pipeline, report, source_overrides)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _dropped_columns(
+    source: str, pipeline: Any, dlt_source: Any, known: dict[str, Any], contract: dict[str, str]
+) -> list[str]:
+    """Columns the source stopped delivering: refused under `columns = "freeze"`, else kept
+    in raw (nullable, NULL in new rows, marked for `elt test`); one note each."""
+    dropped = find_dropped_columns(dlt_source, known)
+    if dropped and contract["columns"] == "freeze":
+        raise FrozenDroppedColumn(source, dropped)
+    if dropped:
+        keep_dropped_columns(dlt_source, dropped)
+        _allow_nulls(pipeline, dropped)
+    if known:
+        with pipeline.sql_client() as client:
+            mark_gone_columns(client, dropped, known)
+    return [column.describe(source) for column in dropped]
+
+
+def _load(pipeline: Any, pipelines_dir: Path, source: str) -> Any:
+    """dlt's load; a package refused for its data is moved aside (loaders/packages.py)."""
+    try:
+        return pipeline.load()
+    except Exception as exc:
+        from loaders.packages import move_aside_if_data_failure
+
+        move_aside_if_data_failure(exc, pipeline, pipelines_dir, source)
+        raise
 
 
 def _known_columns(pipeline: Any) -> dict[str, dict[str, Any]]:
@@ -218,7 +260,7 @@ def _known_columns(pipeline: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def _allow_nulls(pipeline: Any, changes: list[TypeChange]) -> None:
+def _allow_nulls(pipeline: Any, changes: list[Any]) -> None:
     """A column whose values moved to a variant gets no value in new rows: drop NOT NULL.
 
     dlt only ever adds columns to existing tables, so this is done here, in the dataset
@@ -230,7 +272,7 @@ def _allow_nulls(pipeline: Any, changes: list[TypeChange]) -> None:
             _drop_not_null(client, changes)
 
 
-def _drop_not_null(client: Any, changes: list[TypeChange]) -> None:
+def _drop_not_null(client: Any, changes: list[Any]) -> None:
     for change in changes:
         table = client.make_qualified_table_name(change.table)
         column = client.escape_column_name(change.column)

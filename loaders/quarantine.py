@@ -49,6 +49,9 @@ QUARANTINE_COLUMNS = {
     **_column("file_modified_at", "timestamp", timezone=True),
     **_column("line", "bigint"),
     **_text("raw_text", "raw_base64", "header"),
+    # a database source's rejected row (feed = its table, file = schema.table in the
+    # source): the row's key and the column(s) at fault, never the value
+    **_text("row_key", "column_name"),
 }
 FILES_COLUMNS = {
     **_text("feed", "file", "format", "status", nullable=False),
@@ -57,6 +60,8 @@ FILES_COLUMNS = {
     **_column("rows_in", "bigint"),
     **_column("rows_loaded", "bigint"),
     **_column("rows_quarantined", "bigint"),
+    # rows of the file whose key a later line of the same chunk repeats (last line wins)
+    **_column("duplicates_in_batch", "bigint"),
     **_text("detail"),
     **_column("type_changes", "json"),
 }
@@ -81,6 +86,8 @@ create table if not exists {AUDIT_TABLE} (
     resolved_at timestamptz,
     resolved_load_id text
 );
+alter table {AUDIT_TABLE} add column if not exists row_key text;
+alter table {AUDIT_TABLE} add column if not exists column_name text;
 create index if not exists quarantine_source_feed_status
     on {AUDIT_TABLE} (source, feed, status);
 comment on table {AUDIT_TABLE} is
@@ -106,18 +113,34 @@ def _existing(client: Any, dataset: str, tables: Iterable[str]) -> set[str]:
     return {row[0] for row in rows or []} & set(tables)
 
 
+def _columns_or_null(
+    client: Any, dataset: str, names: tuple[str, ...], table: str = QUARANTINE_TABLE
+) -> list[str]:
+    """`<name>` for the raw table's columns that exist, else `null` (a table made before
+    the column was added gets it only when a row brings a value)."""
+    rows = client.execute_sql(
+        "select column_name from information_schema.columns"
+        " where table_schema = %s and table_name = %s",
+        dataset,
+        table,
+    )
+    present = {row[0] for row in rows or []}
+    return [name if name in present else "null" for name in names]
+
+
 def publish(client: Any, source: str, dataset: str) -> None:
     """Bring `elt_audit.quarantine` up to date with the completed loads of `dataset`."""
     ensure_audit_table(client)
     present = _existing(client, dataset, (QUARANTINE_TABLE, FILES_TABLE, REPLAYS_TABLE))
     completed = f"(select load_id from {dataset}._dlt_loads where status = 0)"
     if QUARANTINE_TABLE in present:
+        row_key, column_name = _columns_or_null(client, dataset, ("row_key", "column_name"))
         client.execute_sql(
             f"""
             insert into {AUDIT_TABLE} (quarantine_id, source, feed, file, file_modified_at,
-                line, reason, raw_text, raw_base64, header, load_id)
+                line, reason, raw_text, raw_base64, header, load_id, row_key, column_name)
             select q.quarantine_id, %s, q.feed, q.file, q.file_modified_at, q.line, q.reason,
-                q.raw_text, q.raw_base64, q.header, q._dlt_load_id
+                q.raw_text, q.raw_base64, q.header, q._dlt_load_id, {row_key}, {column_name}
             from {dataset}.{QUARANTINE_TABLE} as q
             where q._dlt_load_id in {completed}
             on conflict (quarantine_id) do nothing
@@ -169,13 +192,20 @@ def publish(client: Any, source: str, dataset: str) -> None:
 def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, Any]:
     """Per feed: files, rows read, loaded and quarantined by these loads; skipped files;
     declared columns whose type changed in a file."""
-    summary: dict[str, Any] = {"feeds": {}, "skipped_files": [], "type_changes": []}
+    summary: dict[str, Any] = {
+        "feeds": {},
+        "skipped_files": [],
+        "type_changes": [],
+        "empty_files": [],
+        "duplicates": {},  # per feed: rows a later line of their file superseded
+    }
     if not load_ids or not _existing(client, dataset, (FILES_TABLE,)):
         return summary
+    (duplicates,) = _columns_or_null(client, dataset, ("duplicates_in_batch",), FILES_TABLE)
     rows = client.execute_sql(
         f"""
         select feed, file, status, rows_in, rows_loaded, rows_quarantined, detail,
-               type_changes::text
+               type_changes::text, coalesce({duplicates}, 0)
         from {dataset}.{FILES_TABLE}
         where _dlt_load_id = any(%s)
         order by feed, file_modified_at, file
@@ -184,10 +214,12 @@ def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, An
     )
     import json
 
-    for feed, file, status, rows_in, loaded, quarantined, detail, changes in rows or []:
+    for feed, file, status, rows_in, loaded, quarantined, detail, changes, dupes in rows or []:
         if status != "loaded":
             summary["skipped_files"].append({"feed": feed, "file": file, "reason": detail})
             continue
+        if not rows_in:
+            summary["empty_files"].append({"feed": feed, "file": file, "reason": detail})
         stats = summary["feeds"].setdefault(
             feed, {"files": 0, "rows": 0, "loaded": 0, "quarantined": 0}
         )
@@ -195,6 +227,7 @@ def file_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, An
         stats["rows"] += rows_in or 0
         stats["loaded"] += loaded or 0
         stats["quarantined"] += quarantined or 0
+        summary["duplicates"][feed] = summary["duplicates"].get(feed, 0) + (dupes or 0)
         for change in json.loads(changes) if changes else []:
             summary["type_changes"].append({"feed": feed, "file": file, **change})
     return summary
@@ -215,3 +248,55 @@ def replay_summary(client: Any, dataset: str, load_ids: list[str]) -> dict[str, 
     for feed, outcome, count in rows or []:
         result.setdefault(feed, {"loaded": 0, "quarantined": 0})[outcome] = count
     return result
+
+
+def rejected_by_table(client: Any, dataset: str, load_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per table (feed): rows these loads quarantined, by reason."""
+    if not load_ids or not _existing(client, dataset, (QUARANTINE_TABLE,)):
+        return {}
+    rows = client.execute_sql(
+        f"""
+        select feed, reason, count(*) from {dataset}.{QUARANTINE_TABLE}
+        where _dlt_load_id = any(%s) group by feed, reason
+        """,
+        list(load_ids),
+    )
+    result: dict[str, dict[str, int]] = {}
+    for feed, reason, count in rows or []:
+        result.setdefault(feed, {})[reason] = count
+    return result
+
+
+def supersede_rows(
+    client: Any,
+    source: str,
+    dataset: str,
+    table: str,
+    key: list[tuple[str, str]],
+    load_ids: list[str],
+) -> None:
+    """A database source's open quarantined row is superseded once a later version of its
+    key loaded (fixed at the source, it was read again). `row_key` is `k1=v1, k2=v2` in
+    the source's column names; `key` pairs each with its raw column."""
+    if not load_ids:
+        return
+    parts = " || ', ' || ".join(
+        f"{_literal(name + '=')} || r.{client.escape_column_name(raw)}::text" for name, raw in key
+    )
+    client.execute_sql(
+        f"""
+        update {AUDIT_TABLE} as t
+        set status = '{SUPERSEDED}', resolved_at = now(), resolved_load_id = r._dlt_load_id
+        from {client.make_qualified_table_name(table)} as r
+        where t.source = %s and t.feed = %s and t.status = '{OPEN}'
+          and t.row_key = {parts} and r._dlt_load_id = any(%s)
+          and t.load_id < r._dlt_load_id
+        """,
+        source,
+        table,
+        list(load_ids),
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -144,3 +144,106 @@ def _rename_columns(renames: dict[str, str]) -> Callable[[Any], Any]:
         return item
 
     return _rename
+
+
+# the raw column's comment while its source column is gone; diagnostics/schema_drift.py
+# reads it so `elt test` fails while a model still reads the column
+GONE_MARKER = "elt: disappeared from the source"
+
+
+@dataclass(frozen=True)
+class DroppedColumn:
+    """A column raw has that the source no longer delivers (dropped or renamed)."""
+
+    table: str
+    column: str
+    data_type: str
+    was_not_null: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self, source: str) -> str:
+        constraint = " (it was NOT NULL)" if self.was_not_null else ""
+        return f"load {source}: column {self.table}.{self.column} disappeared{constraint}"
+
+
+class FrozenDroppedColumn(Exception):
+    """A source column disappeared and the source's contract freezes columns."""
+
+    def __init__(self, source: str, dropped: list[DroppedColumn]) -> None:
+        self.source, self.dropped = source, dropped
+        super().__init__(dropped[0].describe(source))
+
+
+def find_dropped_columns(
+    source: Any, known_tables: dict[str, dict[str, Any]]
+) -> list[DroppedColumn]:
+    """Columns of known raw tables that a resource's column hints (reflected from the
+    source database) no longer have. Resources without hints say nothing about absence."""
+    naming = source.schema.naming
+    dropped = []
+    for resource in source.resources.selected.values():
+        hints = resource.columns if isinstance(resource.columns, dict) else None
+        if not hints:
+            continue
+        table = naming.normalize_table_identifier(
+            resource.table_name if isinstance(resource.table_name, str) else resource.name
+        )
+        known = known_tables.get(table)
+        if not known:
+            continue
+        present = {naming.normalize_identifier(name) for name in hints}
+        for name, column in known.items():
+            if name in present or name.startswith(("_dlt", "_elt")) or split_variant(name):
+                continue
+            if "data_type" not in column:
+                continue
+            dropped.append(
+                DroppedColumn(
+                    table,
+                    name,
+                    column.get("data_type", "unknown"),
+                    column.get("nullable") is False,
+                )
+            )
+    return dropped
+
+
+def keep_dropped_columns(source: Any, dropped: list[DroppedColumn]) -> None:
+    """Under `evolve`: raw keeps the column, nullable, and new rows hold NULL in it."""
+    naming = source.schema.naming
+    by_table: dict[str, list[str]] = {}
+    for column in dropped:
+        by_table.setdefault(column.table, []).append(column.column)
+    for resource in source.resources.selected.values():
+        table = naming.normalize_table_identifier(
+            resource.table_name if isinstance(resource.table_name, str) else resource.name
+        )
+        for name in by_table.get(table, []):
+            resource.columns[name] = {"name": name, "nullable": True}
+
+
+def mark_gone_columns(client: Any, dropped: list[DroppedColumn], known: dict[str, Any]) -> None:
+    """Comment the raw columns that disappeared; clear the comment of those that came back."""
+    gone = {(c.table, c.column) for c in dropped}
+    rows = client.execute_sql(
+        "select c.relname, a.attname from pg_catalog.pg_attribute a"
+        " join pg_catalog.pg_class c on c.oid = a.attrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and col_description(a.attrelid, a.attnum) like %s",
+        client.dataset_name,
+        GONE_MARKER + "%",
+    )
+    marked = {(table, column) for table, column in rows or []}
+    for table, column in gone - marked:
+        if column in known.get(table, {}):
+            client.execute_sql(
+                f"comment on column {client.make_qualified_table_name(table)}."
+                f"{client.escape_column_name(column)} is '{GONE_MARKER}'"
+            )
+    for table, column in marked - gone:
+        client.execute_sql(
+            f"comment on column {client.make_qualified_table_name(table)}."
+            f"{client.escape_column_name(column)} is null"
+        )

@@ -67,6 +67,29 @@ class Run:
             }
         )
 
+    # what runtime/observe.py records and publishes
+    args: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host: str | None = None
+    commit: str | None = None
+    log_path: str | None = None
+    hint: str | None = None  # the next step of the error the run ended with
+
+    def source_done(self, source: str, report: Any = None, error: str | None = None) -> None:
+        """A source's outcome in this run: its load report (`as_dict()`), or the error."""
+        if report is not None:
+            self.sources[source] = report.as_dict()
+        else:
+            self.sources[source] = {
+                "source": source,
+                "status": "failed",
+                "error": redact(error or ""),
+            }
+
+    @property
+    def load_ids(self) -> dict[str, list[str]]:
+        return {name: list(s.get("load_ids") or []) for name, s in self.sources.items()}
+
 
 @contextlib.contextmanager
 def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]:
@@ -75,13 +98,22 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
     The end is recorded even when the command raises (the exception goes on to the CLI,
     which renders it); a failure to write the end is logged, never raised over it.
     """
+    from runtime import observe
+
     run = Run(run_id=uuid.uuid4().hex, command=command)
     os.environ[RUN_ID_ENV] = run.run_id
-    recorded = _start(warehouse, run, args)
+    observe.run_started(run, args)
+    try:
+        recorded = _start(warehouse, run, args)
+    except EltError as exc:  # the warehouse is down: nothing to record in, still alert
+        run.hint = exc.hint
+        observe.run_ended(warehouse, run, "error", exc.exit_code, redact(str(exc)))
+        raise
     status, exit_code, error = "success", 0, None
     try:
         yield run
     except EltError as exc:
+        run.hint = exc.hint
         exit_code = exc.exit_code
         status = "failed" if exit_code == 1 else "error"
         if status == "error":
@@ -100,6 +132,7 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
     finally:
         if recorded:
             _end(warehouse, run, status, exit_code, error)
+        observe.run_ended(warehouse, run, status, exit_code, error)
 
 
 def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
@@ -116,12 +149,50 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
                 " failures) values (%s, %s, %s, now(), 'running', '{}', '[]')",
                 (run.run_id, run.command, json.dumps(args)),
             )
+            _record_where(cur, run)
         return True
     except psycopg2.Error as exc:
         log.warning(f"audit: run not recorded ({_first_line(exc)})")
         return False
     finally:
         conn.close()
+
+
+# added later: migrated in place (`add column if not exists`) where missing
+COLUMNS_ADDED = {
+    "load_ids": "jsonb",  # {"<source>": ["<dlt load id>", ...]}: the loads this run produced
+    "sources": "jsonb",  # {"<source>": {status, seconds, rows, load_ids, quarantine, ...}}
+    "host": "text",
+    "commit": "text",  # the project's git commit, when it is a checkout
+    "log_path": "text",  # the run's JSON-lines log (runtime/runlog.py)
+}
+
+
+def _record_where(cur: Any, run: Run) -> None:
+    """Who and where (host, commit) and the log file, on the run's fresh row; the columns
+    are added first where an older table lacks them (checked before, so the usual run
+    takes no exclusive lock on the table)."""
+    cur.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = %s and table_name = 'runs'",
+        (SCHEMA,),
+    )
+    present = {row[0] for row in cur.fetchall()}
+    for column, kind in COLUMNS_ADDED.items():
+        if column not in present:
+            cur.execute(f"alter table {SCHEMA}.runs add column if not exists {column} {kind}")
+    cur.execute(
+        f"update {SCHEMA}.runs set host = %s, commit = %s, log_path = %s where run_id = %s",
+        (run.host, run.commit, run.log_path, run.run_id),
+    )
+
+
+def _record_loads(cur: Any, run: Run) -> None:
+    """The dlt load ids and the per-source outcome of a load, at the run's end."""
+    cur.execute(
+        f"update {SCHEMA}.runs set load_ids = %s, sources = %s where run_id = %s",
+        (json.dumps(run.load_ids), json.dumps(run.sources, default=str), run.run_id),
+    )
 
 
 def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | None) -> None:
@@ -147,6 +218,7 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
                     run.run_id,
                 ),
             )
+            _record_loads(cur, run)
     except psycopg2.Error as exc:
         log.warning(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
     finally:

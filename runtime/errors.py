@@ -1,4 +1,4 @@
-"""Errors the CLI turns into one line and an exit code (README, Commands: 1 data, 2 usage/config)."""
+"""Errors the CLI turns into one line and an exit code (README: 1 data, 2 usage/config)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import click
 
 from elt import output
 from elt.options import format_option
+from runtime import metrics
 from runtime.errors import ConfigError, DataError
 
 SECTIONS = ("system", "config", "connectivity", "data")
@@ -79,6 +80,7 @@ def doctor(
     results = run_checks(plan(ctx, only=only, source=source), timeout=ctx.timeout)
     code = exit_code(results, strict=strict)
     doc = payload(results, code=code, strict=strict, seconds=time.monotonic() - started)
+    metrics.publish_doctor(results, doc["seconds"])  # [metrics] textfile / Pushgateway
     if (click_ctx.obj or {}).get("debug"):
         for result in results:
             if result.error is not None:

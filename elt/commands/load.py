@@ -62,10 +62,12 @@ def load(sources: tuple[str, ...], drop_slot: str | None, fmt: str) -> None:
                 )
             except Exception as exc:
                 error = describe_failure(name, stage.current, exc)
+                run.source_done(name, error=str(error))
                 if isinstance(error, DataError):
                     run.add_failure(name, "schema_contract", message=str(error))
                 raise error from exc
             reports.append(report)
+            run.source_done(name, report)
             for table, count in report.rows.items():
                 run.rows[f"{report.dataset}.{table}"] = count
         breaches = quarantine_breaches(reports)
@@ -135,7 +137,11 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     from dlt.extract.exceptions import PipeException
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders.schema_evolution import ContractConfigError, FrozenTypeChange
+    from loaders.schema_evolution import (
+        ContractConfigError,
+        FrozenDroppedColumn,
+        FrozenTypeChange,
+    )
 
     if isinstance(exc, ContractConfigError):
         return ConfigError(f"load {source}: {exc}", hint="fix it in .dlt/config.toml")
@@ -146,6 +152,14 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
             f" ({change.old_type} -> {change.new_type})"
         )
         return _contract_error(source, what, "data_type", "freeze")
+    from loaders.packages import PackageMovedAside
+
+    if isinstance(exc, PackageMovedAside):
+        return DataError(f"load {source}: {exc}", hint=exc.hint)
+    if isinstance(exc, FrozenDroppedColumn):
+        column = exc.dropped[0]
+        what = f"column {dataset_name(source)}.{column.table}.{column.column} disappeared"
+        return _contract_error(source, what, "columns", "freeze")
     cause: BaseException = exc
     if isinstance(exc, PipelineStepFailed):
         step = exc.step
@@ -164,7 +178,7 @@ def describe_failure(source: str, step: str, exc: Exception) -> EltError:
     hint = getattr(cause, "hint", None) or (
         f"fix the cause, then rerun `elt load {source}` (pending data is finished first)"
     )
-    if "contract" in type(cause).__name__.lower():
+    if "contract" in type(cause).__name__.lower() or getattr(cause, "data_error", False):
         return DataError(message, hint=hint)
     return ConfigError(message, hint=hint)
 
@@ -249,6 +263,9 @@ def render(reports: list, fmt: str, seconds: float, *, failed: bool = False) -> 
                 " left by an earlier run"
             )
     render_quarantine(reports)
+    for report in reports:
+        for note in report.notes:
+            output.line(note)
     total = sum(report.total_rows for report in reports)
     output.line(f"load: {total:,} rows from {len(reports)} source(s) in {output.seconds(seconds)}")
 

@@ -8,14 +8,16 @@ from typing import Any
 import click
 
 from elt import output
+from elt.commands.run_show import show, unless_subcommand
 from elt.options import format_option
 from elt.runtime import Runtime
 from runtime.audit import recent_runs
 
 
-@click.command(
+@click.group(
+    invoke_without_command=True,  # `elt runs` lists; `elt runs show RUN_ID` shows one
     epilog="\b\nExamples:\n  elt runs\n  elt runs --command load --limit 5\n"
-    "  elt runs --format json",
+    "  elt runs --format json\n  elt runs show 3f2a9c1e     one run in full",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
@@ -27,6 +29,7 @@ from runtime.audit import recent_runs
     help="Only runs of this command.",
 )
 @format_option()
+@unless_subcommand
 def runs(limit: int, command_name: str | None, fmt: str) -> None:
     """List recent runs, newest first: status, duration, rows loaded, failures."""
     found = recent_runs(Runtime().warehouse, limit=limit, command=command_name)
@@ -73,3 +76,6 @@ def _detail(run: dict[str, Any]) -> str:
     if run["status"] == "running" and run["ended_at"] is None:
         return "no end recorded: still running, or killed"
     return ""
+
+
+runs.add_command(show)

@@ -19,11 +19,12 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.sources import DltResource
 from dlt.sources.filesystem import filesystem
 
 from loaders import quarantine as q
-from loaders.marketing import landing
+from loaders.marketing import landing, poison
 from loaders.marketing.feeds import FILE_COLUMN, MODIFIED_COLUMN, Feed, parse_feeds
 from loaders.marketing.parsers import DEFAULT_CHUNK_ROWS, PARSERS
 from loaders.marketing.rows import Batch
@@ -40,18 +41,28 @@ def marketing(
     bucket_url: str = landing.DEFAULT_BUCKET_URL,
     credentials: Any = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_decompressed_bytes: int = poison.DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_decompression_ratio: float = poison.DEFAULT_MAX_DECOMPRESSION_RATIO,
 ) -> Iterator[DltResource]:
     """One merge resource per feed, plus bookkeeping tables (files read, rejected rows).
 
     `bucket_url` is a local folder (relative to the project) or any location dlt's
     filesystem source supports, with `credentials` for it; `chunk_rows` bounds how many
-    rows are held in memory per file.
+    rows are held in memory per file. A compressed file that expands past
+    `max_decompressed_bytes` or `max_decompression_ratio` times its size is quarantined
+    whole (loaders/marketing/poison.py).
     """
     specs = parse_feeds(feeds)
     bucket_url = landing.resolve_bucket_url(bucket_url, dlt.current.run_context().run_dir)
     yield _materialize(specs)
     for feed in specs.values():
-        yield _feed_resource(feed, bucket_url, credentials, chunk_rows)
+        yield _feed_resource(
+            feed,
+            bucket_url,
+            credentials,
+            chunk_rows,
+            (int(max_decompressed_bytes), float(max_decompression_ratio)),
+        )
 
 
 def feed_columns(feed: Feed) -> dict[str, dict[str, Any]]:
@@ -139,7 +150,9 @@ def _bookkeeping(table: str, columns: dict[str, Any], rows: list[dict[str, Any]]
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
 
-def _feed_resource(feed: Feed, bucket_url: str, credentials: Any, chunk_rows: int) -> DltResource:
+def _feed_resource(
+    feed: Feed, bucket_url: str, credentials: Any, chunk_rows: int, limits: tuple[int, float]
+) -> DltResource:
     files = filesystem(
         bucket_url=bucket_url,
         credentials=credentials if credentials is not None else dlt.secrets.value,
@@ -151,7 +164,7 @@ def _feed_resource(feed: Feed, bucket_url: str, credentials: Any, chunk_rows: in
 
     def read_files(items: list[Any]) -> Iterator[Any]:
         for item in items:
-            for table in read_file(feed, item, bucket_url, chunk_rows, add_metadata):
+            for table in read_file(feed, item, bucket_url, chunk_rows, add_metadata, limits):
                 if isinstance(table, pa.Table):
                     table = dlt.mark.with_hints(table, hints, create_table_variant=True)
                 yield table
@@ -172,7 +185,15 @@ def feed_hints(feed: Feed) -> Any:
 
 
 def read_file(
-    feed: Feed, item: Any, bucket_url: str, chunk_rows: int, add_metadata: Any
+    feed: Feed,
+    item: Any,
+    bucket_url: str,
+    chunk_rows: int,
+    add_metadata: Any,
+    limits: tuple[int, float] = (
+        poison.DEFAULT_MAX_DECOMPRESSED_BYTES,
+        poison.DEFAULT_MAX_DECOMPRESSION_RATIO,
+    ),
 ) -> Iterator[Any]:
     """The rows of one file (typed arrow tables), its rejected rows and its manifest row."""
     file = str(item["relative_path"])
@@ -193,21 +214,72 @@ def read_file(
             q.FILES_TABLE, q.FILES_COLUMNS, [{**manifest, "status": "skipped", "detail": skip}]
         )
         return
+    poisoned = poison.decompression_problem(item, *limits)
+    if poisoned is not None:
+        yield _bookkeeping(
+            q.FILES_TABLE, q.FILES_COLUMNS, [{**manifest, **_quarantined_whole(poisoned)}]
+        )
+        return
     header = _csv_header(item, feed) if feed.format == "csv" else None
     type_changes: list[dict[str, str]] = []
-    with item.open(mode="rb") as stream:
-        for batch in PARSERS[feed.format](stream, feed, chunk_rows):
-            manifest["rows_in"] += batch.rows_in
-            manifest["rows_loaded"] += batch.rows_loaded
-            manifest["rows_quarantined"] += len(batch.rejected)
-            type_changes += batch.type_changes
-            if batch.rows_loaded:
-                yield add_metadata(with_lineage(batch.table, file, modified_at))
-            if batch.rejected:
-                rows = quarantine_rows(feed, file, modified_at, header, batch)
-                yield _bookkeeping(q.QUARANTINE_TABLE, q.QUARANTINE_COLUMNS, rows)
-    manifest.update(status="loaded", type_changes=type_changes or None)
+    duplicates = 0
+    try:
+        with item.open(mode="rb") as stream:
+            for batch in PARSERS[feed.format](stream, feed, chunk_rows):
+                table, dropped = last_line_wins(batch.table, feed.primary_key)
+                duplicates += dropped
+                manifest["rows_in"] += batch.rows_in
+                manifest["rows_loaded"] += batch.rows_loaded - dropped
+                manifest["rows_quarantined"] += len(batch.rejected)
+                type_changes += batch.type_changes
+                if table is not None and table.num_rows:
+                    yield add_metadata(with_lineage(table, file, modified_at))
+                if batch.rejected:
+                    rows = quarantine_rows(feed, file, modified_at, header, batch)
+                    yield _bookkeeping(q.QUARANTINE_TABLE, q.QUARANTINE_COLUMNS, rows)
+    except poison.PoisonFile as exc:
+        # rows of earlier chunks (chunk_rows each) were handed on already: said, not hidden
+        loaded = manifest["rows_loaded"]
+        reason = exc.reason + (f" ({loaded:,} rows before it loaded)" if loaded else "")
+        yield _bookkeeping(
+            q.FILES_TABLE, q.FILES_COLUMNS, [{**manifest, **_quarantined_whole(reason)}]
+        )
+        return
+    manifest.update(
+        status="loaded",
+        type_changes=type_changes or None,
+        duplicates_in_batch=duplicates,
+        detail=_empty_detail(feed, manifest["rows_in"], header),
+    )
     yield _bookkeeping(q.FILES_TABLE, q.FILES_COLUMNS, [manifest])
+
+
+def _quarantined_whole(reason: str) -> dict[str, Any]:
+    return {"status": poison.STATUS, "detail": f"quarantined whole: {reason}"}
+
+
+def _empty_detail(feed: Feed, rows_in: int, header: str | None) -> str | None:
+    if rows_in:
+        return None
+    return "header only: no rows" if feed.format == "csv" and header else "empty file: no rows"
+
+
+def last_line_wins(table: pa.Table | None, key: tuple[str, ...]) -> tuple[pa.Table | None, int]:
+    """Of rows sharing a key in one chunk, keep the last line; the others are counted as
+    `duplicates_in_batch` (a merge would keep one of them at random, and count them all)."""
+    if table is None or table.num_rows < 2:
+        return table, 0
+    index = pa.array(range(table.num_rows), pa.int64())
+    last = (
+        table.select(list(key))
+        .append_column("_i", index)
+        .group_by(list(key), use_threads=False)
+        .aggregate([("_i", "max")])
+    )["_i_max"]
+    if len(last) == table.num_rows:
+        return table, 0
+    keep = pc.is_in(index, value_set=last)
+    return table.filter(keep), table.num_rows - len(last)
 
 
 def _csv_header(item: Any, feed: Feed) -> str | None:
@@ -282,6 +354,23 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
         stats.update(share=round(share, 4), max_share=limit, exceeded=share > limit)
     report.quarantine = summary["feeds"]
     report.skipped_files = summary["skipped_files"]
+    for feed, stats in summary["feeds"].items():
+        duplicates = summary["duplicates"].get(feed, 0)
+        report.counts[feed] = {
+            "read": stats["rows"],
+            "loaded": stats["loaded"],
+            "quarantined": stats["quarantined"],
+            "duplicates_in_batch": duplicates,
+        }
+        if duplicates:
+            report.notes.append(
+                f"load {SOURCE_NAME}: {feed}: {duplicates:,} row(s) repeat a key of a later"
+                " line in the same file: the last line wins"
+            )
+    for empty in summary["empty_files"]:
+        report.notes.append(
+            f"load {SOURCE_NAME}: {empty['feed']} file {empty['file']}: {empty['reason']}"
+        )
     report.file_type_changes = summary["type_changes"]
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.marketing.feeds import Feed
+from loaders.marketing.poison import PoisonFile, name_collision
 from loaders.marketing.rows import Batch, Rejected, all_true, type_rows
 
 BLOCK_BYTES = 4 * 1024 * 1024
@@ -337,6 +338,9 @@ def csv_header(text: str | None, feed: Feed) -> tuple[list[str], str | None]:
     names = [name.strip() for name in fields]
     if any(not name for name in names):
         return names, "header: a column name is empty"
+    clash = name_collision(names)
+    if clash is not None:
+        raise PoisonFile(f"header: {clash}")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         return names, f"header: duplicate column(s) {', '.join(duplicates)}"
@@ -460,6 +464,8 @@ def parse_jsonl_lines(
             return None
         try:
             value = _load_json(text)
+        except RecursionError:
+            raise PoisonFile(f"line {number}: JSON nested too deep to parse") from None
         except ValueError as exc:
             return chunk.reject(number, f"invalid JSON: {exc}", text)
         if not isinstance(value, dict):
@@ -468,6 +474,9 @@ def parse_jsonl_lines(
 
     def columns(objects: list[dict[str, Any]]) -> dict[str, pa.Array]:
         names = dict.fromkeys([*feed.columns, *(key for obj in objects for key in obj)])
+        clash = name_collision(names)
+        if clash is not None:
+            raise PoisonFile(f"keys: {clash}")
         return {
             name: pa.array([_json_text(obj.get(name)) for obj in objects], pa.string())
             for name in names
@@ -515,6 +524,9 @@ def parse_parquet(
         yield Batch(None, [Rejected(1, f"unreadable Parquet file: {_first_line(exc)}", None)], 1)
         return
     schema = parquet.schema_arrow
+    clash = name_collision(schema.names)
+    if clash is not None:
+        raise PoisonFile(f"schema: {clash}")
     missing = [name for name in feed.columns if name not in schema.names]
     problem = f"file lacks declared column(s) {', '.join(missing)}" if missing else None
     changes = _type_changes(feed, schema)

@@ -16,9 +16,19 @@ import dlt
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
+from loaders import quarantine as q
+from loaders.identifiers import IdentifierError, check_table_names, check_table_settings
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
 from loaders.shop import deletes, replication
+from loaders.shop.values import (
+    NULL_CURSOR_POLICIES,
+    RowQuarantine,
+    TableRules,
+    exact_decimal,
+    is_numeric,
+    safe_select,
+)
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
@@ -34,6 +44,7 @@ def shop(
     backend: str = "connectorx",
     chunk_size: int = 100_000,
     lag_seconds: float = 600,
+    null_cursor: str = "quarantine",
     reconcile_every: int = 1,
     mode: str = "cursor",
     slot_name: str = "elt_shop",
@@ -46,14 +57,16 @@ def shop(
     a transaction that began before the previous load carries an older `updated_at` and
     is still caught; the lag-window filter keeps repeats out.
 
+    Values arrow or the warehouse cannot hold (NaN, infinity, ...) and rows with a NULL
+    cursor go to the quarantine row by row (loaders/shop/values.py); `null_cursor =
+    "fail"` (per source or per table) stops the source instead.
+
     Tables in `mode = "replication"` (the source's `mode`, or the table's own) are read by
     logical replication instead (loaders/shop/replication.py), through the slot
     `slot_name` and the publication `publication`; `resnapshot` drops the slot and reads
-    them whole again.
-
-    A cursor table with `deletes = "reconcile"` (the default where it has a primary key) also gets
-    a tombstone resource (loaders/shop/deletes.py): keys gone from the source get a deleted
-    version in the same load. `reconcile_every` is the default for the tables' own setting.
+    them whole again. A cursor table with `deletes = "reconcile"` (the default where it
+    has a primary key) also gets a tombstone resource (loaders/shop/deletes.py): keys gone
+    from the source get a deleted version in the same load, every `reconcile_every` loads.
     """
     if backend not in ARROW_BACKENDS:
         raise ValueError(
@@ -63,6 +76,14 @@ def shop(
         )
     credentials = _sqlalchemy_url(credentials)
     known_tables = _tables_in_warehouse()
+    naming = dlt.current.source_schema().naming
+    check_table_names(SOURCE_NAME, list(tables), naming)
+    quarantine_hints = dlt.mark.make_hints(
+        table_name=q.QUARANTINE_TABLE,
+        write_disposition="append",
+        primary_key="",
+        columns=q.QUARANTINE_COLUMNS,
+    )
     # what an earlier run in this process left behind when its load failed
     deletes.take(SOURCE_NAME)
     replication.forget_pending(SOURCE_NAME)
@@ -77,11 +98,18 @@ def shop(
         if table_mode == "replication":
             replicated[table] = spec
             continue
-        primary_key = list(spec["primary_key"])
+        primary_key = list(spec.get("primary_key") or [])
         cursor = spec.get("cursor", "updated_at")
         deletes_mode = deletes.deletes_mode(table, spec)
         every = deletes.reconcile_every(table, spec, reconcile_every)
-        write_disposition = MERGE if known_tables is None or table in known_tables else "append"
+        policy = spec.get("null_cursor", null_cursor)
+        if policy not in NULL_CURSOR_POLICIES:
+            raise ValueError(
+                f"sources.shop.null_cursor: {policy!r} is not a policy; use one of"
+                f" {', '.join(NULL_CURSOR_POLICIES)}"
+            )
+        raw_table = naming.normalize_table_identifier(table)
+        write_disposition = MERGE if known_tables is None or raw_table in known_tables else "append"
         resource = sql_table(
             credentials=credentials,
             table=table,
@@ -90,22 +118,40 @@ def shop(
             chunk_size=chunk_size,
             backend_kwargs=_backend_kwargs(backend, chunk_size),
             reflection_level="full_with_precision",
-            incremental=dlt.sources.incremental(cursor, lag=lag_seconds),
+            incremental=cursor_incremental(table, cursor, lag_seconds),
             write_disposition=write_disposition,
             primary_key=primary_key,
-            table_adapter_callback=partial(deletes.make_nullable, primary_key=primary_key),
+            query_adapter_callback=safe_select,
+            table_adapter_callback=partial(_adapt_table, primary_key=primary_key),
         )
-        # a merge keeps the latest version of a key seen twice in one load (a tombstone
-        # carries its deletion time as cursor, so it wins over the version it deletes)
-        if write_disposition == MERGE:
-            resource.apply_hints(columns={cursor: {"dedup_sort": "desc"}})
+        sql_columns = _remembered.pop(table, {})
+        check_table_settings(SOURCE_NAME, table, primary_key, cursor, list(sql_columns), naming)
+        decimals = _numeric_as_text(resource, sql_columns)
+        rules = TableRules(
+            SOURCE_NAME,
+            f"{schema}.{table}",
+            raw_table,
+            tuple(primary_key),
+            cursor,
+            policy,
+            decimals,
+        )
+        # the quarantine table's own hints: a variant made on the fly would start from
+        # this table's columns (dlt copies the resource's hints into a new variant)
+        resource._set_hints(quarantine_hints, create_table_variant=True)
         resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
         resource.add_map(add_load_metadata(SOURCE_NAME))
+        resource.add_yield_map(RowQuarantine(rules, quarantine_hints))
+        # a merge keeps the latest version of a key seen twice in one load (a tombstone
+        # carries its deletion time as cursor, so it wins over the version it deletes)
+        if write_disposition == MERGE and primary_key:
+            resource.apply_hints(columns={cursor: {"dedup_sort": "desc"}})
         yield resource
         if deletes_mode == "reconcile":
             tombstones = deletes.tombstones(
                 source=SOURCE_NAME,
                 table=table,
+                raw_table=raw_table,
                 spec=spec,
                 credentials=credentials,
                 schema=schema,
@@ -128,10 +174,8 @@ def shop(
         yield changes
 
 
-def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None) -> None:
-    """Tombstones are rows of their table: report them as `deleted`, not as loaded rows.
-    The load is recorded: the replication slot may now forget the changes it holds."""
-    replication.confirm_pending(SOURCE_NAME)
+def _count_deletes(report: Any) -> None:
+    """Tombstones are rows of their table: report them as `deleted`, not as loaded rows."""
     for table, count in deletes.take(SOURCE_NAME).items():
         if table in report.rows:
             report.rows[table] -= count
@@ -150,8 +194,77 @@ def drop_slot() -> str | None:
     return name if replication.drop_slot(deletes.psycopg2_url(credentials), name) else None
 
 
+def cursor_incremental(table: str, cursor: str, lag_seconds: float) -> Any:
+    """dlt's incremental on `cursor`; NULL cursors pass to the row quarantine."""
+    try:
+        return dlt.sources.incremental(cursor, lag=lag_seconds, on_cursor_value_missing="include")
+    except Exception as exc:  # jsonpath_ng's parser errors name nothing
+        raise IdentifierError(
+            f"sources.{SOURCE_NAME}.tables.{table}.cursor: {cursor!r} is not a usable cursor"
+            " name (dlt reads it as a JSON path: spaces, dots and quotes are not allowed);"
+            " expose the column under a plain name through a view"
+        ) from exc
+
+
+def prepare_source(source: Any) -> Any:
+    """Run dlt's incremental step before the row quarantine, not after it.
+
+    dlt appends the incremental step last when the source is built; the quarantine step
+    yields rejected rows for another table, which the incremental step must not see
+    (their cursor is often the reason they were rejected).
+    """
+    from dlt.extract.incremental import IncrementalResourceWrapper
+
+    from loaders.shop.values import RowQuarantine
+
+    for resource in source.resources.values():
+        steps = resource._pipe._steps
+        wrapper = next((s for s in steps if isinstance(s, IncrementalResourceWrapper)), None)
+        quarantine = next(
+            (i for i, s in enumerate(steps) if isinstance(_step_function(s), RowQuarantine)),
+            None,
+        )
+        if wrapper is not None and quarantine is not None and steps.index(wrapper) > quarantine:
+            steps.remove(wrapper)
+            steps.insert(quarantine, wrapper)
+    return source
+
+
+# table name -> its sqlalchemy columns, seen by the table adapter while sql_table reflects
+_remembered: dict[str, dict[str, Any]] = {}
+
+
+def _remember_columns(table: Any) -> None:
+    _remembered[table.name] = {column.name: column for column in table.columns}
+
+
+def _adapt_table(table: Any, primary_key: list[str]) -> None:
+    _remember_columns(table)
+    deletes.make_nullable(table, primary_key)
+
+
+def _numeric_as_text(resource: DltResource, sql_columns: dict[str, Any]) -> dict[str, Any]:
+    """Numeric columns are read as text (values.safe_select). A bounded one is cast back to
+    its exact arrow decimal; an unbounded one (or wider than arrow's 38 digits) is typed
+    text in raw, so no digit is lost (dlt would make it numeric(38,9))."""
+    decimals = {}
+    for name, column in sql_columns.items():
+        if not is_numeric(column):
+            continue
+        decimal = exact_decimal(column)
+        if decimal is not None:
+            decimals[name] = decimal
+            continue
+        hint = resource.columns.get(name) if isinstance(resource.columns, dict) else None
+        if hint is not None:
+            hint.pop("precision", None)
+            hint.pop("scale", None)
+            hint["data_type"] = "text"
+    return decimals
+
+
 def _tables_in_warehouse() -> set[str] | None:
-    """Tables the pipeline's schema (synced from the warehouse) already has.
+    """Tables (normalized names, as in raw) the pipeline's schema already has.
 
     A table's first load appends: one extract holds each primary key once and there is
     nothing to merge into, and dlt's merge through a staging table more than doubles the
@@ -177,3 +290,45 @@ def _sqlalchemy_url(credentials: Any) -> Any:
     if isinstance(credentials, str) and credentials.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg2://" + credentials.split("://", 1)[1]
     return credentials
+
+
+def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = None) -> None:
+    """Publish rejected rows to elt_audit.quarantine; per table: read = loaded + quarantined.
+    The load is recorded: the replication slot may now forget the changes it holds."""
+    replication.confirm_pending(SOURCE_NAME)
+    _count_deletes(report)
+    load_ids = [*report.resumed_load_ids, *report.load_ids]
+    tables = (overrides or {}).get("tables") or dlt.config.get(f"sources.{SOURCE_NAME}.tables")
+    naming = pipeline.default_schema.naming
+    keys = {  # raw table -> (source name, raw name) of each key column
+        naming.normalize_table_identifier(table): [
+            (column, naming.normalize_identifier(column))
+            for column in spec.get("primary_key") or []
+        ]
+        for table, spec in (tables or {}).items()
+    }
+    with pipeline.sql_client() as client:
+        q.publish(client, SOURCE_NAME, report.dataset)
+        rejected = q.rejected_by_table(client, report.dataset, load_ids)
+        for table in report.rows:
+            if keys.get(table):
+                q.supersede_rows(client, SOURCE_NAME, report.dataset, table, keys[table], load_ids)
+    for table in sorted(set(report.rows) | set(rejected)):
+        reasons = rejected.get(table, {})
+        quarantined = sum(reasons.values())
+        loaded = report.rows.get(table, 0)
+        report.counts[table] = {
+            "read": loaded + quarantined,
+            "loaded": loaded,
+            "quarantined": quarantined,
+        }
+        if quarantined:
+            why = "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
+            report.notes.append(
+                f"load {SOURCE_NAME}: {table}: {quarantined:,} row(s) quarantined: {why}"
+                f" (elt quarantine list --feed {table})"
+            )
+
+
+def _step_function(step: Any) -> Any:
+    return getattr(step, "_f", None) or getattr(step, "_f_meta", None)

@@ -87,6 +87,7 @@ def tombstones(
     *,
     source: str,
     table: str,
+    raw_table: str,
     spec: dict[str, Any],
     credentials: Any,
     schema: str,
@@ -109,7 +110,7 @@ def tombstones(
         pipeline = dlt.current.pipeline()
         raw_url = psycopg2_url(pipeline.sql_client().credentials)
         dataset = pipeline.dataset_name
-        columns = _prepare_raw(raw_url, dataset, table, primary_key)
+        columns = _prepare_raw(raw_url, dataset, raw_table, primary_key)
         if columns is None:
             return  # not loaded yet: nothing can have vanished
         found = 0
@@ -117,7 +118,7 @@ def tombstones(
             psycopg2_url(credentials),
             raw_url,
             TableRef(schema, table, tuple(primary_key)),
-            TableRef(dataset, table, tuple(primary_key)),
+            TableRef(dataset, raw_table, tuple(primary_key)),
             cursor,
             DELETED_AT_COLUMN in columns,
         )
@@ -126,12 +127,12 @@ def tombstones(
             item = _tombstone_table(primary_key, cursor, deleted_at, keys)
             hints = {c: {"nullable": True} for c in columns if c not in primary_key}
             yield dlt.mark.with_hints(item, dlt.mark.make_hints(columns=hints))
-        record(source, table, found)
+        record(source, raw_table, found)
 
     return dlt.resource(
         generate,
         name=f"{table}_tombstones",
-        table_name=table,
+        table_name=raw_table,
         write_disposition=write_disposition,
         primary_key=primary_key,
         columns={DELETED_AT_COLUMN: {"data_type": "timestamp", "timezone": True, "nullable": True}},
