@@ -19,6 +19,7 @@ from typing import Any
 from loaders.shop.reconcile import DELETED_AT_COLUMN, TableRef, quote, reconcile
 
 DELETES_MODES = ("none", "reconcile")
+DELETED_AT_HINT = {"data_type": "timestamp", "timezone": True, "nullable": True}
 STATE_KEY = "reconcile"
 
 _counts: dict[tuple[str, str], int] = {}
@@ -126,16 +127,18 @@ def tombstones(
             found += len(keys)
             item = _tombstone_table(primary_key, cursor, deleted_at, keys)
             hints = {c: {"nullable": True} for c in columns if c not in primary_key}
+            hints[DELETED_AT_COLUMN] = DELETED_AT_HINT
             yield dlt.mark.with_hints(item, dlt.mark.make_hints(columns=hints))
         record(source, raw_table, found)
 
+    # hints go with the items, not the resource: a resource's column hints are read as the
+    # table's full column list (schema_evolution.find_dropped_columns)
     return dlt.resource(
         generate,
         name=f"{table}_tombstones",
         table_name=raw_table,
         write_disposition=write_disposition,
         primary_key=primary_key,
-        columns={DELETED_AT_COLUMN: {"data_type": "timestamp", "timezone": True, "nullable": True}},
     )
 
 
