@@ -160,6 +160,7 @@ def test_doctor_reports_the_slot_ok_then_fail_over_its_threshold(flow):
 
 def doctor_slot(env) -> dict:
     result = run_elt("doctor", "--only", "data", "--source", "shop", "--format", "json", env=env)
+    assert result.stdout, result.stderr
     checks = {check["id"]: check for check in json.loads(result.stdout)["checks"]}
     return checks["data/shop/replication_slot"]
 
