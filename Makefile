@@ -5,7 +5,7 @@ UV := .elt/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench bench-marketing bench-doctor clean setup
+.PHONY: demo test bench bench-marketing bench-doctor bench-engines clean setup
 
 setup: $(VENV)/.synced
 
@@ -38,6 +38,9 @@ bench-marketing: setup
 
 bench-doctor: setup
 	$(BIN)/python -m bench.doctor --runs 5
+
+bench-engines: setup
+	$(BIN)/python -m bench.engines --orders 1000000
 
 clean:
 	rm -rf $(VENV) .elt/uv .elt/pipelines dbt/target dbt/logs

@@ -25,6 +25,8 @@ def warehouse(ctx: Context) -> Outcome:
     if not probe.ok:
         return fail(probe.detail, probe.hint or "check ELT_WAREHOUSE_URL")
     assert ctx.warehouse is not None
+    if ctx.engine != "postgres":  # a file in this process: no network, TLS or latency
+        return ok(f"{probe.detail}: {ctx.engine} {probe.version}", version=probe.version)
     tls = "TLS" if probe.ssl else "no TLS"
     detail = f"{probe.detail}: PostgreSQL {probe.version}, {probe.latency_ms:.1f} ms, {tls}"
     facts = {"version": probe.version, "latency_ms": probe.latency_ms, "tls": probe.ssl}

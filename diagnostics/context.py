@@ -56,7 +56,7 @@ class Context:
     warehouse_problem: tuple[str, str] | None = None
     warehouse_misconfigured: bool = False  # the problem is the setting, not the server
     warehouse_data_dir: Path | None = None  # local data directory (embedded), for disk space
-    # per source, settings elt falls back on (the demo shop database beside the warehouse)
+    # per source, settings elt falls back on (from the defaults hook, e.g. the demo's)
     source_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     _probe: Once | None = field(default=None, repr=False)
     _connections: threading.BoundedSemaphore = field(
@@ -94,15 +94,15 @@ class Context:
         if self.warehouse is None:
             detail, hint = self.warehouse_problem or ("no warehouse", "set ELT_WAREHOUSE_URL")
             return WarehouseProbe(False, detail, hint)
-        where = f"{self.warehouse.host}:{self.warehouse.port}/{self.warehouse.database}"
+        where = self.warehouse_name
         started = time.monotonic()
         try:
-            with pg.connection(timeout=self.io_timeout, **self._params()) as conn:
+            with self._connect(self.io_timeout) as conn:
                 connected = time.monotonic()
                 pg.rows(conn, "select 1")
                 latency = (time.monotonic() - connected) * 1000
-                version = pg.rows(conn, "show server_version")[0][0]
-                ssl = bool(conn.info.ssl_in_use)
+                version = pg.rows(conn, self._version_sql)[0][0]
+                ssl = bool(conn.info.ssl_in_use) if hasattr(conn, "info") else None
         except Exception as exc:
             kind = pg.classify(exc)
             hint = {
@@ -126,5 +126,37 @@ class Context:
         if not self.warehouse_probe().ok:
             raise Skipped("not checked: the warehouse is unreachable", WAREHOUSE_HINT)
         timeout = pg.io_timeout(self.timeout * (HEAVY if heavy else 1))
-        with self._connections, pg.connection(timeout=timeout, **self._params()) as conn:
+        with self._connections, self._connect(timeout) as conn:
             yield conn
+
+    @property
+    def _version_sql(self) -> str:
+        return "show server_version" if self.engine == "postgres" else "select version()"
+
+    @property
+    def engine(self) -> str:
+        return getattr(self.warehouse, "engine", "postgres")
+
+    @property
+    def warehouse_name(self) -> str:
+        """Where the warehouse is, without a password: host:port/database, or the file."""
+        w = self.warehouse
+        if self.engine != "postgres":
+            return w.safe_url
+        return f"{w.host}:{w.port}/{w.database}"
+
+    def not_on_engine(self, check: str) -> None:
+        """Skipped: `check` needs a server this engine does not have (runtime/engines/)."""
+        from runtime import engines
+
+        reason = engines.of(self.warehouse).NO_SERVER.get(check) if self.warehouse else None
+        if reason:
+            raise Skipped(f"not applicable: {reason}")
+
+    def _connect(self, timeout: float) -> contextlib.AbstractContextManager[Any]:
+        """A read-only connection: libpq with its options (Postgres), or the engine's."""
+        if self.engine == "postgres":
+            return pg.connection(timeout=timeout, **self._params())
+        from runtime import engines
+
+        return contextlib.closing(engines.read_only(self.warehouse, timeout=timeout))

@@ -83,6 +83,13 @@ def classify(exc: BaseException) -> str:
 
 
 def relation_exists(conn: Any, schema: str, table: str) -> bool:
+    """Whether the table exists (to_regclass on Postgres: also where the doctor's role may
+    not read it; information_schema on the other engines)."""
+    if not type(conn).__module__.startswith("psycopg2"):
+        from runtime import engines
+
+        with conn.cursor() as cur:
+            return engines.relation_exists(cur, schema, table)
     sql = "select to_regclass(format('%%I.%%I', %s, %s)) is not null"
     return rows(conn, sql, (schema, table))[0][0]
 

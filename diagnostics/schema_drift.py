@@ -78,9 +78,10 @@ def variant_columns(conn: Any, schemas: Iterable[str]) -> list[VariantColumn]:
     with conn.cursor() as cur:
         cur.execute(
             "select table_schema, table_name, column_name, data_type"
-            " from information_schema.columns where table_schema = any(%s)"
+            " from information_schema.columns"
+            f" where table_schema in ({', '.join(['%s'] * len(schemas))})"
             " order by table_schema, table_name, ordinal_position",
-            (schemas,),
+            schemas,
         )
         rows = cur.fetchall()
     types = {(schema, table, column): data_type for schema, table, column, data_type in rows}
@@ -122,15 +123,12 @@ def gone_columns(conn: Any, schemas: list[str]) -> list[VariantColumn]:
 
 
 def _holds_values(conn: Any, variant: VariantColumn) -> bool:
-    from psycopg2 import sql
+    from diagnostics.pg import ident, qualified
 
     with conn.cursor() as cur:
         cur.execute(
-            sql.SQL("select exists (select 1 from {}.{} where {} is not null)").format(
-                sql.Identifier(variant.schema),
-                sql.Identifier(variant.table),
-                sql.Identifier(variant.column),
-            )
+            f"select exists (select 1 from {qualified(variant.schema, variant.table)}"
+            f" where {ident(variant.column)} is not null)"
         )
         return bool(cur.fetchone()[0])
 

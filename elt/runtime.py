@@ -1,24 +1,42 @@
 """What every command shares: the project, its warehouse and the environment dlt and dbt read.
 
-Resolved once per invocation and lazily, so `elt --help` touches nothing.
+Resolved once per invocation and lazily, so `elt --help` touches nothing. It knows no
+source by name: what a source falls back on when unconfigured (the demo's databases, API
+and folders) comes from the defaults hook `ELT_SOURCE_DEFAULTS` names ("module:function",
+default the demo's; empty: none).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from elt import dbt_packages, output
-from runtime import warehouse as wh
+from runtime import engines
 from runtime.project import project_dir
 
-DEMO_SHOP_DATABASE = "shop"
-PAYMENTS_URL_ENV = "SOURCES__PAYMENTS__BASE_URL"
-PAYMENTS_TOKEN_ENV = "SOURCES__PAYMENTS__TOKEN"
-DEFAULT_LANDING = ".elt/landing"
+DEFAULTS_HOOK_ENV = "ELT_SOURCE_DEFAULTS"
+DEFAULTS_HOOK = "demo.defaults:source_defaults"
+_OWN = object()  # "the runtime's own warehouse" (None: there is none, start nothing)
+
+
+def source_env(source: str, key: str) -> str:
+    """dlt's environment variable for a source's setting."""
+    return f"SOURCES__{source.upper()}__{key.upper()}"
+
+
+def defaults_hook() -> Any | None:
+    """The function giving sources their fallback settings, or None where disabled."""
+    target = os.environ.get(DEFAULTS_HOOK_ENV, DEFAULTS_HOOK).strip()
+    if not target:
+        return None
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 @dataclass
@@ -30,41 +48,37 @@ class Runtime:
         return self.project / "dbt"
 
     @property
+    def home(self) -> Path:
+        """The project's private working directory (embedded warehouse, demo state)."""
+        return self.project / ".elt"
+
+    @property
     def pipelines_dir(self) -> Path:
         """dlt's working directory; disposable, state is restored from the warehouse."""
         configured = os.environ.get("ELT_PIPELINES_DIR")
         return Path(configured) if configured else self.project / ".elt" / "pipelines"
 
     @cached_property
-    def warehouse(self) -> wh.Warehouse:
+    def warehouse(self) -> Any:
         """The warehouse, started on demand when embedded; its database created if missing."""
-        warehouse = wh.resolve(self.project)
+        warehouse = engines.resolve(self.project)
         if warehouse.embedded:
+            from runtime import warehouse as wh
+
             wh.ensure_database(warehouse, warehouse.database)
         return warehouse
 
-    def prepare_dlt(self) -> None:
-        """Point dlt at this project's `.dlt/` and the shop source at the demo by default."""
-        os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
-        if not self.shop_credentials_configured():
-            os.environ["SOURCES__SHOP__CREDENTIALS"] = self.warehouse.url_for(DEMO_SHOP_DATABASE)
-        self._use_demo_payments_api()
+    @property
+    def engine(self) -> str:
+        return engines.configured_engine()
 
-    def prepare_dbt(self) -> None:
-        """dbt's environment, and its packages: the local subsets where none is installed."""
-        os.environ.update(self.warehouse.dbt_env())
-        for package in dbt_packages.ensure_installed(self.dbt_dir):
-            if package.installed_now:
-                output.log(
-                    f"dbt package {package.name}: installed the local subset "
-                    "(no hub version installed; `elt deps` tries the dbt hub)"
-                )
+    # ---- sources: configured settings, else the defaults hook's ----
 
     def source_setting(self, source: str, key: str) -> str | None:
         """A source's setting as dlt finds it: environment, then `.dlt/secrets.toml`, then
         `.dlt/config.toml`. A missing or broken file is skipped: the command reading it
         reports the error."""
-        value = os.environ.get(f"SOURCES__{source.upper()}__{key.upper()}")
+        value = os.environ.get(source_env(source, key))
         if value:
             return value
         for name in ("secrets.toml", "config.toml"):
@@ -77,53 +91,73 @@ class Runtime:
                 return section[key]
         return None
 
-    def shop_credentials_configured(self) -> bool:
-        return self.source_setting("shop", "credentials") is not None
+    def configured(self, source: str, key: str) -> bool:
+        """True when the user set the setting (decided before any default is applied)."""
+        return self._configured.get((source, key), self.source_setting(source, key) is not None)
 
-    def landing_url(self) -> str:
-        """The marketing source's `bucket_url`, or the default landing folder."""
-        return self.source_setting("marketing", "bucket_url") or DEFAULT_LANDING
+    @cached_property
+    def _configured(self) -> dict[tuple[str, str], bool]:
+        return {}
 
-    def landing_dir(self) -> Path | None:
-        """The landing folder when it is local (the demo writes there), else None."""
-        url = self.landing_url()
-        if "://" in url and not url.startswith("file://"):
+    def source_defaults(self, *, start: bool = True, warehouse: Any = _OWN) -> dict[str, dict]:
+        """The hook's fallbacks per source: {"settings": {...}, "unavailable": (msg, hint)}."""
+        hook = defaults_hook()
+        if hook is None:
+            return {}
+        warehouse = self.warehouse if warehouse is _OWN else warehouse
+        return hook(self.project, warehouse, start=start, is_set=self.configured) or {}
+
+    def defaults_for_unset(self, *, start: bool = True, warehouse: Any = _OWN) -> dict[str, dict]:
+        """Per source the hook knows, the fallback settings of the keys the user did not set
+        (empty: the hook has none now, e.g. the server they live on is not running)."""
+        found: dict[str, dict[str, Any]] = {}
+        for source, default in self.source_defaults(start=start, warehouse=warehouse).items():
+            found[source] = {}
+            for key, value in (default.get("settings") or {}).items():
+                if not self.configured(source, key):
+                    found[source][key] = value
+        return found
+
+    def prepare_dlt(self) -> None:
+        """Point dlt at this project's `.dlt/`, and unset settings at their defaults."""
+        os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
+        if self._prepared is not None:
+            return
+        defaults = self.source_defaults()
+        self._prepared = defaults
+        for source, default in defaults.items():
+            for key, value in (default.get("settings") or {}).items():
+                if not self.configured(source, key):
+                    self._configured[(source, key)] = False
+                    os.environ[source_env(source, key)] = str(value)
+
+    _prepared: dict | None = field(default=None, repr=False)
+
+    def source_unavailable(self, source: str) -> tuple[str, str] | None:
+        """After prepare_dlt: why an unconfigured source cannot be read now (message, hint)."""
+        unavailable = ((self._prepared or {}).get(source) or {}).get("unavailable")
+        return tuple(unavailable) if unavailable else None
+
+    def prepare_dbt(self) -> None:
+        """dbt's environment (the engine's profile target), and its packages: the local
+        subsets where none is installed."""
+        os.environ.update(self.warehouse.dbt_env())
+        os.environ["DBT_TARGET"] = engines.dbt_target(self.warehouse)
+        os.environ.update(engines.of(self.warehouse).SESSION_ENV)
+        for package in dbt_packages.ensure_installed(self.dbt_dir):
+            if package.installed_now:
+                output.log(
+                    f"dbt package {package.name}: installed the local subset "
+                    "(no hub version installed; `elt deps` tries the dbt hub)"
+                )
+
+    def landing_dir(self, source: str) -> Path | None:
+        """A files source's `bucket_url` when it is a local folder, else None."""
+        url = self.source_setting(source, "bucket_url")
+        if url is None:
+            default = self.source_defaults(start=False, warehouse=None).get(source) or {}
+            url = (default.get("settings") or {}).get("bucket_url")
+        if not url or ("://" in url and not url.startswith("file://")):
             return None
         path = Path(url.removeprefix("file://")).expanduser()
         return path if path.is_absolute() else self.project / path
-
-    def shop_url(self) -> str:
-        """The shop source's URL: configured, or the demo database beside the warehouse."""
-        self.prepare_dlt()
-        return self.source_setting("shop", "credentials")
-
-    # ---- the payments source: the demo API `elt demo` runs, unless configured ----
-
-    @property
-    def home(self) -> Path:
-        """The project's private working directory (embedded warehouse, demo API state)."""
-        return self.project / ".elt"
-
-    def payments_configured(self) -> bool:
-        """True when the user set the payments API's base_url (environment, secrets, config);
-        decided once, before the demo API's URL is put in the environment."""
-        return self._payments_configured
-
-    def payments_api_known(self) -> bool:
-        """After prepare_dlt: the payments source has an API to read, configured or the demo."""
-        return self.payments_configured() or bool(os.environ.get(PAYMENTS_URL_ENV))
-
-    @cached_property
-    def _payments_configured(self) -> bool:
-        return self.source_setting("payments", "base_url") is not None
-
-    def _use_demo_payments_api(self) -> None:
-        """Point the payments source at the running demo API (its URL and its token)."""
-        if self.payments_configured():
-            return
-        from demo import payments_api
-
-        state = payments_api.running(self.home)
-        if state:
-            os.environ[PAYMENTS_URL_ENV] = state["url"]
-            os.environ.setdefault(PAYMENTS_TOKEN_ENV, state["token"])

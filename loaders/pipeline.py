@@ -129,14 +129,12 @@ def pipeline_for(
     source: str, destination_url: str, pipelines_dir: Path, progress: Any = None
 ) -> Any:
     import dlt
-    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
-    credentials = PostgresCredentials(destination_url)
-    if credentials.password is None:
-        credentials.password = ""  # trust auth (the embedded warehouse): dlt wants a value
+    from runtime import engines
+
     return dlt.pipeline(
         pipeline_name=f"elt_{source}",
-        destination=dlt.destinations.postgres(credentials=credentials),
+        destination=engines.dlt_destination(destination_url),
         dataset_name=dataset_name(source),
         pipelines_dir=str(pipelines_dir),
         **({"progress": progress} if progress is not None else {}),

@@ -13,3 +13,7 @@
 {% macro postgres__set_session_time_zone_utc() -%}
     {{ return("set time zone 'UTC'") }}
 {%- endmacro %}
+
+{% macro duckdb__set_session_time_zone_utc() -%}
+    {{ return("set timezone = 'UTC'") }}
+{%- endmacro %}

@@ -26,3 +26,7 @@
 {% macro trino__type_timestamp_tz() -%}
     {{ return('timestamp(6) with time zone') }}
 {%- endmacro %}
+
+{% macro duckdb__type_timestamp_tz() -%}
+    {{ return('timestamptz') }}
+{%- endmacro %}

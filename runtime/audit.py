@@ -137,7 +137,7 @@ def audited(warehouse: Any, command: str, args: dict[str, Any]) -> Iterator[Run]
 
 def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
     """Insert the 'running' row; an unreachable warehouse is the command's error too."""
-    import psycopg2
+    from runtime import engines
 
     conn = warehouse.connect()
     try:
@@ -151,7 +151,7 @@ def _start(warehouse: Any, run: Run, args: dict[str, Any]) -> bool:
             )
             _record_where(cur, run)
         return True
-    except psycopg2.Error as exc:
+    except engines.errors(warehouse) as exc:
         log.warning(f"audit: run not recorded ({_first_line(exc)})")
         return False
     finally:
@@ -196,7 +196,7 @@ def _record_loads(cur: Any, run: Run) -> None:
 
 
 def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | None) -> None:
-    import psycopg2
+    from runtime import engines
 
     try:
         conn = warehouse.connect()
@@ -219,7 +219,7 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
                 ),
             )
             _record_loads(cur, run)
-    except psycopg2.Error as exc:
+    except engines.errors(warehouse) as exc:
         log.warning(f"audit: end of run {run.run_id} not recorded ({_first_line(exc)})")
     finally:
         conn.close()
@@ -227,11 +227,12 @@ def _end(warehouse: Any, run: Run, status: str, exit_code: int, error: str | Non
 
 def recent_runs(warehouse: Any, *, limit: int, command: str | None = None) -> list[dict[str, Any]]:
     """The latest runs, newest first; none before the first audited command."""
-    conn = warehouse.connect()
+    from runtime import engines
+
+    conn = engines.read_only(warehouse)
     try:
         with conn.cursor() as cur:
-            cur.execute("select to_regclass(%s)", (f"{SCHEMA}.runs",))
-            if cur.fetchone()[0] is None:
+            if not engines.relation_exists(cur, SCHEMA, "runs"):
                 return []
             cur.execute(
                 "select run_id, command, args, started_at, ended_at, status, exit_code, rows,"

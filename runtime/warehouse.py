@@ -115,6 +115,12 @@ def resolve(project_dir: Path, *, start: bool = True) -> Warehouse:
     url = os.environ.get(URL_ENV, "").strip()
     if url:
         return parse_url(url)
+    return embedded_warehouse(project_dir, start=start)
+
+
+def embedded_warehouse(project_dir: Path, *, start: bool = True) -> Warehouse:
+    """The embedded server under `.elt/`, whatever ELT_WAREHOUSE_URL names (the demo's
+    source databases live there when the warehouse is another engine)."""
     from runtime import embedded
 
     port = embedded.ensure_running(project_dir) if start else embedded.port(project_dir)

@@ -1,16 +1,13 @@
-"""`elt demo`: seed the demo shop, its payments and marketing files, run the demo payments
-API, or simulate activity with --tick."""
+"""`elt demo`: seed the demo sources, run what they need in the background, or simulate
+activity with --tick. What the demo is lives in `demo/run.py`; this renders it."""
 
 from __future__ import annotations
-
-from urllib.parse import urlsplit
 
 import click
 
 from elt import output
 from elt.options import format_option
-from elt.runtime import DEMO_SHOP_DATABASE, Runtime
-from runtime.warehouse import ensure_database
+from elt.runtime import Runtime
 
 
 @click.command(
@@ -37,85 +34,28 @@ def demo(orders: int, tick: bool, reset: bool, stop: bool, fmt: str) -> None:
     """Seed the demo shop database (on the warehouse's server unless configured elsewhere),
     its payments and a few days of marketing files, and run the demo payments API in the
     background."""
-    from demo import payments, payments_api, shop
+    from demo import run
 
     runtime = Runtime()
     if stop:
-        _stop_api(payments_api.stop(runtime.home), fmt)
-        return
-    if not runtime.shop_credentials_configured():
-        ensure_database(runtime.warehouse, DEMO_SHOP_DATABASE)
-    url = runtime.shop_url()
-    if tick:
-        action, counts = "tick", shop.tick(url)
-        if not payments.is_seeded(url):
-            payments.seed(url)
-        counts.update(payments.tick(url))
-    elif reset or not shop.is_seeded(url):
-        action, counts = "seeded", shop.seed(url, orders)
-        counts.update(payments.seed(url))
+        result = run.stop(runtime.project)
     else:
-        action, counts = "already seeded", shop.counts(url)
-        counts.update(payments.counts(url) if payments.is_seeded(url) else payments.seed(url))
-    files_action, files = _marketing_files(runtime, url, tick=tick, reset=reset)
-    api = None
-    if not runtime.payments_configured():
-        state, started = payments_api.ensure_running(runtime.home, url, _identity(url))
-        api = {"url": state["url"], "pid": state["pid"], "started": started}
-    if fmt == "json":
-        payload = {
-            "command": "demo",
-            "status": "success",
-            "action": action,
-            **counts,
-            "marketing": {"action": files_action, **files},
-        }
-        output.emit_json({**payload, **({"payments_api": api} if api else {})})
-        return
-    output.table(
-        f"demo shop: {action}", ["what", "rows"], [(k, f"{v:,}") for k, v in counts.items()]
-    )
-    output.table(
-        f"demo marketing files: {files_action}",
-        ["what", "value"],
-        [(k, f"{v:,}" if isinstance(v, int) else v) for k, v in files.items()],
-    )
-    if api:
-        verb = "started" if api["started"] else "running"
-        output.line(
-            f"demo payments API {verb} at {api['url']} (pid {api['pid']});"
-            " `elt demo --stop` stops it"
+        warehouse = runtime.warehouse
+        result = run.run(
+            runtime.project,
+            warehouse,
+            runtime.source_setting,
+            orders=orders,
+            tick=tick,
+            reset=reset,
+            landing=runtime.landing_dir(run.landing_source()),
         )
-    if action == "already seeded":
-        output.log("use --reset to reseed, --tick to simulate activity")
-
-
-def _identity(url: str) -> str:
-    """Which shop database the API serves, without the password: host:port/database."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
-
-
-def _stop_api(pid: int | None, fmt: str) -> None:
     if fmt == "json":
-        output.emit_json({"command": "demo", "status": "success", "action": "stop", "pid": pid})
-    elif pid:
-        output.line(f"demo payments API stopped (pid {pid})")
-    else:
-        output.line("demo payments API was not running")
-
-
-def _marketing_files(runtime: Runtime, shop_url: str, *, tick: bool, reset: bool) -> tuple:
-    """Write the demo's marketing drops into the landing folder (a local one only)."""
-    from demo import marketing
-
-    landing = runtime.landing_dir()
-    if landing is None:
-        return "skipped (the landing folder is not local)", {}
-    if reset:
-        marketing.reset(landing)
-    if tick and marketing.is_seeded(landing):
-        return "tick", marketing.tick(landing, shop_url)
-    if not marketing.is_seeded(landing):
-        return "written", {"folder": str(landing), **marketing.seed(landing, shop_url)}
-    return "already written", {"folder": str(landing), "last_day": str(marketing.last_day(landing))}
+        output.emit_json({"command": "demo", "status": "success", **result.payload})
+        return
+    for title, headers, rows in result.tables:
+        output.table(title, headers, rows)
+    for line in result.lines:
+        output.line(line)
+    for hint in result.hints:
+        output.log(hint)

@@ -106,34 +106,24 @@ def build_context(timeout: float | None):
     from diagnostics import project_config
     from diagnostics.context import Context
     from diagnostics.sources import configured_sources
-    from elt.runtime import DEMO_SHOP_DATABASE, Runtime
-    from runtime import embedded
-    from runtime import warehouse as wh
+    from elt.runtime import Runtime
+    from runtime import engines
 
     runtime = Runtime()
     config = project_config.load(runtime.project)
     warehouse, problem, misconfigured = None, None, False
+    url_set = bool(os.environ.get(engines.URL_ENV, "").strip())
     try:
-        warehouse = wh.resolve(runtime.project, start=False)
+        warehouse = engines.resolve(runtime.project, start=False)
     except ConfigError as exc:
-        misconfigured = bool(os.environ.get(wh.URL_ENV, "").strip())
+        misconfigured = url_set
         hint = exc.hint or "check ELT_WAREHOUSE_URL"
         if not misconfigured:
             hint = 'start it: `elt sql "select 1"` (any elt command starts the embedded warehouse)'
         problem = (str(exc), hint)
-    defaults: dict[str, dict[str, Any]] = {}
-    if not runtime.shop_credentials_configured():
-        # unset, the shop source is the demo database beside the warehouse (elt.runtime)
-        defaults["shop"] = (
-            {"credentials": warehouse.url_for(DEMO_SHOP_DATABASE)} if warehouse else {}
-        )
-    if not runtime.payments_configured():
-        # unset, the payments source is the demo API `elt demo` started: checked even when
-        # it has stopped since, so a dead demo API is a connectivity FAIL, not a config one
-        demo_api = _demo_payments_api(runtime.home)
-        if demo_api:
-            defaults["payments"] = {"base_url": demo_api["url"], "token": demo_api["token"]}
-    embedded_in_use = not os.environ.get(wh.URL_ENV, "").strip()
+    # unset settings fall back on the defaults hook's (the demo's), started or not: a dead
+    # demo API is a connectivity FAIL, not a configuration one
+    defaults = runtime.defaults_for_unset(start=False, warehouse=warehouse)
     return Context(
         project=runtime.project,
         config=config,
@@ -143,21 +133,19 @@ def build_context(timeout: float | None):
         warehouse=warehouse,
         warehouse_problem=problem,
         warehouse_misconfigured=misconfigured,
-        warehouse_data_dir=embedded.pgdata(runtime.project) if embedded_in_use else None,
+        warehouse_data_dir=_data_dir(runtime.project, warehouse, url_set),
         source_defaults=defaults,
     )
 
 
-def _demo_payments_api(home) -> dict[str, Any] | None:
-    """The demo payments API's last state file (URL, token), alive or not."""
-    import json
+def _data_dir(project, warehouse, url_set: bool):
+    """Where the warehouse keeps its data on this machine (for disk space), if it does."""
+    from runtime import embedded
 
-    from demo import payments_api
-
-    try:
-        return json.loads(payments_api.state_path(home).read_text())
-    except (OSError, ValueError):
-        return None
+    file = getattr(warehouse, "path", None)  # a file engine (DuckDB)
+    if file is not None:
+        return file.parent
+    return embedded.pgdata(project) if not url_set else None
 
 
 def exit_code(results: list, *, strict: bool) -> int:

@@ -38,12 +38,10 @@ def load(sources: tuple[str, ...], drop_slot: str | None, fmt: str) -> None:
     names = sources or tuple(SOURCES)
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
-        if "payments" in names and not runtime.payments_api_known():
-            raise ConfigError(
-                "load payments: no API configured and the demo payments API is not running",
-                hint="run `elt demo` to start it, or set SOURCES__PAYMENTS__BASE_URL"
-                " and SOURCES__PAYMENTS__TOKEN",
-            )
+        for name in names:
+            unavailable = runtime.source_unavailable(name)
+            if unavailable:
+                raise ConfigError(f"load {name}: {unavailable[0]}", hint=unavailable[1])
         from elt.progress import dlt_collector
         from loaders import pipeline
 

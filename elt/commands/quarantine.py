@@ -73,12 +73,12 @@ def list_rows(feed: str | None, status: str, limit: int, fmt: str) -> None:
 
 
 def _read(warehouse, feed: str | None, status: str, limit: int) -> tuple[dict, list[dict]]:
-    conn = warehouse.connect()
+    from runtime import engines
+
+    conn = engines.read_only(warehouse)
     try:
-        conn.set_session(readonly=True, autocommit=True)
         with conn.cursor() as cur:
-            cur.execute("select to_regclass(%s) is not null", (q.AUDIT_TABLE,))
-            if not cur.fetchone()[0]:
+            if not engines.relation_exists(cur, *q.AUDIT_TABLE.split(".")):
                 return {}, []
             where, params = ["true"], []
             if feed:

@@ -29,25 +29,22 @@ from runtime.errors import ConfigError
 @click.option("--timeout", default=60, show_default=True, help="Statement timeout in seconds.")
 def sql(query: str, fmt: str, timeout: int) -> None:
     """Run QUERY in a read-only transaction and print the rows."""
-    import psycopg2
+    from runtime import engines
 
     warehouse = Runtime().warehouse
-    conn = warehouse.connect()
+    conn = engines.read_only(warehouse, timeout=timeout)
     try:
-        conn.set_session(readonly=True, autocommit=False)
         with conn.cursor() as cur:
-            cur.execute("set local statement_timeout = %s", (timeout * 1000,))
             try:
                 cur.execute(query)
-            except psycopg2.Error as exc:
-                first = (exc.pgerror or str(exc)).strip().splitlines()
+            except engines.errors(warehouse) as exc:
+                first = (getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()
                 raise ConfigError(
                     f"sql: {first[0] if first else type(exc).__name__}",
                     hint="elt sql is read-only; check the query",
                 ) from None
             columns = [d.name for d in cur.description] if cur.description else []
             rows = cur.fetchall() if cur.description else []
-        conn.rollback()
     finally:
         conn.close()
     if fmt == "json":

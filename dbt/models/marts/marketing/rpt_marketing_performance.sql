@@ -123,11 +123,15 @@ final as (
         {{ dbt.cast('coalesce(orders_by_day.revenue, 0)', dbt.type_numeric()) }} as revenue,
         case
             when orders_by_day.orders > 0
-                then round(coalesce(spend_by_day.spend, 0) / orders_by_day.orders, 2)
+                then {{ divide_rounded(
+                    'coalesce(spend_by_day.spend, 0)', 'orders_by_day.orders', 2
+                ) }}
         end as cost_per_order,
         case
             when spend_by_day.spend > 0
-                then round(coalesce(orders_by_day.revenue, 0) / spend_by_day.spend, 4)
+                then {{ divide_rounded(
+                    'coalesce(orders_by_day.revenue, 0)', 'spend_by_day.spend', 4
+                ) }}
         end as return_on_ad_spend
 
     from report_days

@@ -106,6 +106,15 @@
     ) }}
 {%- endmacro %}
 
+{#- DuckDB: regexp_matches is a partial match, as regexp_instr; 'g' means nothing here -#}
+{% macro duckdb__regexp_instr(source_value, regexp, position, occurrence, is_raw, flags) -%}
+    {%- set flags = (flags or '').replace('g', '') -%}
+    {{ return(
+        'coalesce(cast(regexp_matches(' ~ source_value ~ ", '" ~ regexp ~ "'"
+        ~ (", '" ~ flags ~ "'" if flags else '') ~ ') as integer), 0)'
+    ) }}
+{%- endmacro %}
+
 {#- Postgres regular expressions need no raw-string escaping; 'g' means nothing here -#}
 {% macro postgres__regexp_instr(source_value, regexp, position, occurrence, is_raw, flags) -%}
     {%- set flags = (flags or '').replace('g', '') -%}
