@@ -332,12 +332,13 @@ def _tick_salt(step: int, salt: _Salt) -> int:
     return (step + 1) * _SALTS_PER_TICK + salt
 
 
-def tick(dsn: str, *, step: int | None = None) -> dict[str, int]:
+def tick(dsn: str, *, step: int | None = None, hard_deletes: int = 0) -> dict[str, int]:
     """Simulate a burst of shop activity, in one transaction, for incremental loads to pick up.
 
     Inserts new orders (with items) for existing customers, advances the status of some
     open orders, edits one customer's profile, soft-deletes one order and hard-deletes
-    (`delete from`, as most applications do) two older orders with their items. Updates never
+    (`delete from`, as most applications do) `hard_deletes` older orders with their items
+    (`elt demo --tick`: TICK_HARD_DELETED_ORDERS). Updates never
     set updated_at: the trigger does, exactly as for a real application. Which rows change
     depends on ``step``, which defaults to the current highest order id, so repeated ticks
     touch different rows and the same database state plus step gives the same changes.
@@ -429,7 +430,7 @@ def tick(dsn: str, *, step: int | None = None) -> dict[str, int]:
             order by {_rand("order_id", _tick_salt(step, _Salt.TICK_HARD_DELETE))}
             limit %(limit)s
             """,
-            {"last_order": last_order, "limit": TICK_HARD_DELETED_ORDERS},
+            {"last_order": last_order, "limit": hard_deletes},
         )
         cur.execute(
             "delete from order_items where order_id in (select order_id from tick_hard_deleted)"

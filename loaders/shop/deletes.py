@@ -109,6 +109,8 @@ def tombstones(
             if loads % every:
                 return
         pipeline = dlt.current.pipeline()
+        if pipeline.destination.destination_name != "postgres":
+            return  # the key-set comparison is written for Postgres (README: Deletes and CDC)
         raw_url = psycopg2_url(pipeline.sql_client().credentials)
         dataset = pipeline.dataset_name
         columns = _prepare_raw(raw_url, dataset, raw_table, primary_key)

@@ -131,7 +131,7 @@ def test_staging_has_no_duplicates_and_matches_the_source(flow):
 
 def test_a_tick_reaches_the_marts_exactly(flow):
     warehouse, shop_url, env = flow
-    changes = shop.tick(shop_url)
+    changes = shop.tick(shop_url, hard_deletes=shop.TICK_HARD_DELETED_ORDERS)
     payment_changes = payments.tick(shop_url)
     loaded = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
     by_source = {source["source"]: source["rows"] for source in loaded["sources"]}
