@@ -125,6 +125,9 @@ def shop(
             table_adapter_callback=partial(_adapt_table, primary_key=primary_key),
         )
         sql_columns = _remembered.pop(table, {})
+        for name in _not_null.pop(table, set()):
+            if isinstance(resource.columns, dict) and name in resource.columns:
+                resource.columns[name][deletes.SOURCE_NOT_NULL] = True
         check_table_settings(SOURCE_NAME, table, primary_key, cursor, list(sql_columns), naming)
         decimals = _numeric_as_text(resource, sql_columns)
         rules = TableRules(
@@ -240,7 +243,12 @@ def _remember_columns(table: Any) -> None:
 
 def _adapt_table(table: Any, primary_key: list[str]) -> None:
     _remember_columns(table)
+    _not_null[table.name] = {c.name for c in table.columns if not c.nullable}
     deletes.make_nullable(table, primary_key)
+
+
+# table name -> its NOT NULL columns in the source (raw's are nullable: tombstones)
+_not_null: dict[str, set[str]] = {}
 
 
 def _numeric_as_text(resource: DltResource, sql_columns: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from typing import Any
 from loaders.shop.reconcile import DELETED_AT_COLUMN, TableRef, quote, reconcile
 
 DELETES_MODES = ("none", "reconcile")
+# raw's columns are nullable; this column hint keeps that the source's column is NOT NULL
+SOURCE_NOT_NULL = "x-source-not-null"
 DELETED_AT_HINT = {"data_type": "timestamp", "timezone": True, "nullable": True}
 STATE_KEY = "reconcile"
 
