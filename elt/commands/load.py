@@ -22,14 +22,21 @@ from runtime.retention import prune as prune_load_packages
     epilog="\b\nExamples:\n  elt load\n  elt load shop --format json",
 )
 @click.argument("sources", nargs=-1)
+@click.option(
+    "--drop-slot",
+    metavar="SOURCE",
+    help="Drop the replication slot of SOURCE (frees the WAL it holds) and load nothing.",
+)
 @wait_option
 @format_option()
-def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
+def load(sources: tuple[str, ...], drop_slot: str | None, wait: float, fmt: str) -> None:
     """Load raw data incrementally from SOURCES (all configured sources by default).
 
     Every source runs even when another fails or is locked by another run; the exit code
     is the worst of them.
     """
+    if drop_slot is not None:
+        return drop_replication_slot(drop_slot, fmt)
     unknown = [name for name in sources if name not in SOURCES]
     if unknown:
         raise click.UsageError(
@@ -164,6 +171,20 @@ def breach_error(breaches: list[tuple[str, str, dict]]) -> DataError:
         hint=f"elt quarantine list --feed {feed}; fix the file or the feed's rules, "
         f"then elt quarantine replay --feed {feed}",
     )
+
+
+def drop_replication_slot(source: str, fmt: str) -> None:
+    from loaders.pipeline import source_hook
+
+    hook = source_hook(source, "drop_slot") if source in SOURCES else None
+    if hook is None:
+        raise click.UsageError(f"--drop-slot: source {source} has no replication slot")
+    Runtime().prepare_dlt()
+    name = hook()
+    if fmt == "json":
+        output.emit_json({"command": "load", "status": "success", "dropped_slot": name})
+    else:
+        output.line(f"dropped replication slot {name}" if name else f"{source}: no slot to drop")
 
 
 def quarantine_breaches(reports: list) -> list[tuple[str, str, dict]]:

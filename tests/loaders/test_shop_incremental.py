@@ -84,7 +84,7 @@ def test_second_load_with_no_source_changes_loads_nothing(seeded):
 
 def test_inserts_updates_and_soft_deletes_arrive(seeded, warehouse, shop_url):
     load(seeded)
-    changes = shop.tick(shop_url)
+    changes = shop.tick(shop_url, hard_deletes=2)
     report = load(seeded)
     assert report.rows["orders"] == (
         changes["orders_inserted"] + changes["orders_updated"] + changes["orders_soft_deleted"]
