@@ -156,7 +156,7 @@ def overall_error(outcomes: list[SourceOutcome], errors: list[EltError]) -> EltE
     hint = first.hint or "fix the cause"
     if unloaded:
         hint += f"; then rerun `elt load {' '.join(unloaded)}`"
-    error = EltError(message, hint=hint)
+    error = type(first)(message, hint=hint)  # its kind (a lock, bad data) names the cause
     error.exit_code = max(each.exit_code for each in errors)
     return error
 
