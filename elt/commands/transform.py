@@ -25,9 +25,6 @@ from runtime.audit import Run, audited
 from runtime.errors import ConfigError, DataError, UnavailableError
 
 _FAILED = {"error", "fail", "runtime error"}
-# a selection builds the tests whose parents it builds or already has (`+m`, `m+`); a
-# relationships test to a model outside it waits for a run that builds that model
-BUILDABLE_TESTS = ["--indirect-selection", "buildable"]
 TRANSFORM_LOCK = "transform"  # one writer of staging and marts: transform and test share it
 
 
@@ -62,7 +59,7 @@ def transform(fmt: str, wait: float, **options: Any) -> None:
         try:
             run = invoke(
                 runtime.dbt_dir,
-                ["build", *dbt_args(options), *BUILDABLE_TESTS],
+                ["build", *dbt_args(options)],
                 quiet_progress=fmt == "json",
                 manifest=manifest,
                 rerun=rerun_command("transform", options),

@@ -24,7 +24,8 @@ from loaders.shop import reconcile
 
 MEMORY_BOUND_MIB = 100
 # what the sales marts need; marketing files play no part here
-MARTS = ("-s", "+fct_orders", "-s", "+fct_order_items")
+# a whole transform: a fresh warehouse has no published marts for a selection to lean on
+MARTS = ()
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,8 @@ def test_a_deleted_key_inserted_again_is_live_again(flow):
 
 def test_raw_columns_created_not_null_by_an_earlier_elt_accept_tombstones(flow):
     warehouse, shop_url, env = flow
-    for schema in ("raw_shop", "raw_shop_staging"):
-        execute(warehouse.url, f"alter table {schema}.orders alter column customer_id set not null")
+    # raw is an append-only log: no `raw_shop_staging` dataset since merges are gone
+    execute(warehouse.url, "alter table raw_shop.orders alter column customer_id set not null")
     execute(shop_url, "delete from order_items where order_id = 18")
     execute(shop_url, "delete from orders where order_id = 18")
     loaded = json.loads(run_elt("load", "shop", "--format", "json", env=env, check=True).stdout)
@@ -107,7 +108,7 @@ def test_raw_columns_created_not_null_by_an_earlier_elt_accept_tombstones(flow):
         "select table_schema, is_nullable from information_schema.columns"
         " where table_name = 'orders' and column_name = 'customer_id' order by 1",
     )
-    assert nullable == [("raw_shop", "YES"), ("raw_shop_staging", "YES")]
+    assert nullable == [("raw_shop", "YES")]
 
 
 def test_deletes_none_leaves_a_hard_deleted_row_live(flow, monkeypatch):
