@@ -15,10 +15,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import PROJECT, demo_payments_api, elt_environment, fresh_databases
+from conftest import PROJECT, demo_payments_api, elt_environment, fresh_databases, landing_dir
 from support import execute, fetch, query, run_elt
 
-from demo import shop
+from demo import marketing, shop
 from loaders import pipeline
 from loaders.shop import reconcile
 
@@ -31,10 +31,12 @@ MARTS = ()
 @pytest.fixture(scope="module")
 def flow(server, tmp_path_factory):
     with fresh_databases(server) as (warehouse, shop_url):
-        env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
+        pipelines = tmp_path_factory.mktemp("pipelines")
+        env = elt_environment(warehouse, shop_url, pipelines)
         shop.seed(shop_url, 400)
+        marketing.seed(landing_dir(pipelines), shop_url)  # a whole transform reads it too
         with demo_payments_api(shop_url, env) as env:
-            run_elt("load", "shop", "payments", env=env, check=True)
+            run_elt("load", env=env, check=True)
             run_elt("transform", *MARTS, env=env, check=True)
             yield warehouse, shop_url, env
 

@@ -12,10 +12,17 @@ import os
 import uuid
 
 import pytest
-from conftest import PROJECT, SERVER_ENV, demo_payments_api, elt_environment, fresh_databases
+from conftest import (
+    PROJECT,
+    SERVER_ENV,
+    demo_payments_api,
+    elt_environment,
+    fresh_databases,
+    landing_dir,
+)
 from support import execute, fetch, kill_a_load_midway, query, run_elt
 
-from demo import shop
+from demo import marketing, shop
 from loaders.shop import replication
 from runtime import embedded
 
@@ -42,7 +49,9 @@ def flow(logical_server, tmp_path_factory):
     server = logical_server
     slot = f"elt_test_{uuid.uuid4().hex[:8]}"  # slots are per server, tests share one
     with fresh_databases(server) as (warehouse, shop_url):
-        env = elt_environment(warehouse, shop_url, tmp_path_factory.mktemp("pipelines"))
+        pipelines = tmp_path_factory.mktemp("pipelines")
+        env = elt_environment(warehouse, shop_url, pipelines)
+        marketing.seed(landing_dir(pipelines), shop_url)  # a whole transform reads it too
         env.update(
             SOURCES__SHOP__MODE="replication",
             SOURCES__SHOP__SLOT_NAME=slot,
@@ -83,7 +92,7 @@ def test_the_first_load_is_a_snapshot_consistent_with_the_new_slot(flow):
     assert fetch(
         shop_url, "select count(*) from pg_replication_slots where slot_name = %s", (slot,)
     ) == [(1,)]
-    run_elt("load", "payments", env=env, check=True)
+    run_elt("load", "payments", "marketing", env=env, check=True)
     run_elt("transform", *MARTS, env=env, check=True)
 
 
