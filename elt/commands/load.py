@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from elt import output
-from elt.options import format_option, wait_option
+from elt.options import format_option, sources_argument, wait_option
 from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
 from runtime import locks, signals
@@ -21,7 +21,7 @@ from runtime.retention import prune as prune_load_packages
 @click.command(
     epilog="\b\nExamples:\n  elt load\n  elt load shop --format json",
 )
-@click.argument("sources", nargs=-1)
+@sources_argument
 @click.option(
     "--drop-slot",
     metavar="SOURCE",
@@ -37,13 +37,8 @@ def load(sources: tuple[str, ...], drop_slot: str | None, wait: float, fmt: str)
     """
     if drop_slot is not None:
         return drop_replication_slot(drop_slot, fmt)
-    unknown = [name for name in sources if name not in SOURCES]
-    if unknown:
-        raise click.UsageError(
-            f"unknown source {', '.join(unknown)}; known: {', '.join(sorted(SOURCES))}"
-        )
     runtime = Runtime()
-    names = sources or tuple(SOURCES)
+    names = sources
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
         started = time.monotonic()
