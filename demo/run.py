@@ -38,7 +38,7 @@ def run(
 
     url = setting("shop", "credentials") or defaults.ensure_shop_database(project, warehouse)
     if tick:
-        action, counts = "tick", shop.tick(url)
+        action, counts = "tick", shop.tick(url, hard_deletes=shop.TICK_HARD_DELETED_ORDERS)
         if not payments.is_seeded(url):
             payments.seed(url)
         counts.update(payments.tick(url))

@@ -27,6 +27,7 @@ PRODUCT_COUNT = 200
 
 TICK_NEW_ORDERS = 25
 TICK_UPDATED_ORDERS = 10
+TICK_HARD_DELETED_ORDERS = 2
 
 _SCHEMA_FILE = Path(__file__).with_name("shop_schema.sql")
 _POST_LOAD_MARKER = "-- @post-load"
@@ -75,6 +76,7 @@ class _Salt(IntEnum):
     TICK_ORDERS = auto()
     TICK_CUSTOMER = auto()
     TICK_SOFT_DELETE = auto()
+    TICK_HARD_DELETE = auto()
 
 
 _SALTS_PER_TICK = 64  # > every _Salt value
@@ -330,11 +332,13 @@ def _tick_salt(step: int, salt: _Salt) -> int:
     return (step + 1) * _SALTS_PER_TICK + salt
 
 
-def tick(dsn: str, *, step: int | None = None) -> dict[str, int]:
+def tick(dsn: str, *, step: int | None = None, hard_deletes: int = 0) -> dict[str, int]:
     """Simulate a burst of shop activity, in one transaction, for incremental loads to pick up.
 
     Inserts new orders (with items) for existing customers, advances the status of some
-    open orders, edits one customer's profile and soft-deletes one order. Updates never
+    open orders, edits one customer's profile, soft-deletes one order and hard-deletes
+    (`delete from`, as most applications do) `hard_deletes` older orders with their items
+    (`elt demo --tick`: TICK_HARD_DELETED_ORDERS). Updates never
     set updated_at: the trigger does, exactly as for a real application. Which rows change
     depends on ``step``, which defaults to the current highest order id, so repeated ticks
     touch different rows and the same database state plus step gives the same changes.
@@ -414,10 +418,33 @@ def tick(dsn: str, *, step: int | None = None) -> dict[str, int]:
         )
         soft_deleted = cur.rowcount
 
+        # Hard deletes: orders placed before this tick and untouched by it, so that every
+        # row the tick changes is still there; their items go with them (the payment
+        # provider keeps its payments, as a real one would).
+        cur.execute(
+            f"""
+            create temporary table tick_hard_deleted on commit drop as
+            select order_id from orders
+            where order_id <= %(last_order)s
+              and updated_at < now()
+            order by {_rand("order_id", _tick_salt(step, _Salt.TICK_HARD_DELETE))}
+            limit %(limit)s
+            """,
+            {"last_order": last_order, "limit": hard_deletes},
+        )
+        cur.execute(
+            "delete from order_items where order_id in (select order_id from tick_hard_deleted)"
+        )
+        hard_deleted_items = cur.rowcount
+        cur.execute("delete from orders where order_id in (select order_id from tick_hard_deleted)")
+        hard_deleted = cur.rowcount
+
     return {
         "orders_inserted": inserted_orders,
         "order_items_inserted": inserted_items,
         "orders_updated": updated_orders,
         "customers_updated": updated_customers,
         "orders_soft_deleted": soft_deleted,
+        "orders_hard_deleted": hard_deleted,
+        "order_items_hard_deleted": hard_deleted_items,
     }

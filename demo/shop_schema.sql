@@ -80,8 +80,9 @@ alter table orders
         foreign key (customer_id) references customers (customer_id);
 alter table order_items
     drop constraint if exists order_items_order_id_fkey,
+    -- an order's items go with it: `delete from orders where ...` works as in most shops
     add constraint order_items_order_id_fkey
-        foreign key (order_id) references orders (order_id),
+        foreign key (order_id) references orders (order_id) on delete cascade,
     drop constraint if exists order_items_product_id_fkey,
     add constraint order_items_product_id_fkey
         foreign key (product_id) references products (product_id);

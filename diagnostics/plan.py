@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from diagnostics import audit, configuration, connectivity, data, dbt_checks, system
+from diagnostics import audit, configuration, connectivity, data, dbt_checks, replication, system
 from diagnostics.context import HEAVY, Context
 from diagnostics.dbt_meta import source_tables
 from diagnostics.results import Outcome
@@ -175,6 +175,17 @@ def data_checks(ctx: Context) -> list[Check]:
                     partial(run, ctx, spec),
                     spec.name,
                     heavy,
+                )
+            )
+        if replication.applies(ctx, spec):
+            checks.append(
+                _check(
+                    ctx,
+                    f"data/{spec.name}/replication_slot",
+                    "data",
+                    "replication slot",
+                    partial(replication.slot, ctx, spec),
+                    spec.name,
                 )
             )
         for dbt_source, tables in list(freshness.items()):

@@ -56,3 +56,19 @@ wait_option = click.option(
     metavar="SECONDS",
     help="When another run holds the lock, wait up to SECONDS for it (default: exit 2 at once).",
 )
+
+
+def _known_sources(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]):
+    """The named sources, all configured ones when none is named; an unknown name is a
+    usage error listing the known ones."""
+    from loaders import SOURCES
+
+    unknown = [name for name in value if name not in SOURCES]
+    if unknown:
+        raise click.UsageError(
+            f"unknown source {', '.join(unknown)}; known: {', '.join(sorted(SOURCES))}"
+        )
+    return value or tuple(SOURCES)
+
+
+sources_argument = click.argument("sources", nargs=-1, callback=_known_sources)

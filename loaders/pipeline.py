@@ -61,6 +61,8 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
     # what the compaction after this load removed (loaders/compaction.py), when it ran
     compaction: dict[str, Any] | None = None
+    # keys gone from the source, per table: tombstones appended (loaders/shop/deletes.py)
+    deleted: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:
@@ -88,6 +90,7 @@ class LoadReport:
             "counts": self.counts,
             "notes": self.notes,
             "compaction": self.compaction,
+            "deleted": self.deleted,
         }
 
 

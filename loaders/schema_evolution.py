@@ -204,7 +204,7 @@ def find_dropped_columns(
                     table,
                     name,
                     column.get("data_type", "unknown"),
-                    column.get("nullable") is False,
+                    column.get("nullable") is False or column.get("x-source-not-null") is True,
                 )
             )
     return dropped

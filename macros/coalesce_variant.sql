@@ -13,13 +13,7 @@
                  "cast(nullif(shipping_amount__v_text, 'free') as numeric)"
 -#}
 {% macro coalesce_variant(relation, column, variant, variant_sql=none) -%}
-    {%- set present = [] -%}
-    {%- if execute -%}
-        {%- for existing in adapter.get_columns_in_relation(relation) -%}
-            {%- do present.append(existing.name | lower) -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {%- if variant | lower in present -%}
+    {%- if existing_columns(relation, [variant]) -%}
         coalesce({{ column }}, {{ variant_sql or variant }})
     {%- else -%}
         {{ column }}

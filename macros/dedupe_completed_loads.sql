@@ -17,6 +17,9 @@
     key:            the primary key column, or a list of columns for a composite key
     cursor:         the column whose latest value marks the current version
     where:          an optional extra predicate on the raw rows (see incremental_lookback_filter)
+    tiebreak:       optional columns ordering the versions of one key in one load with the
+                    same cursor, latest first (NULL counts as earliest): e.g. `_elt_lsn`, the
+                    WAL position of a version read by logical replication
 -#}
 {% macro dedupe_completed_loads(
     relation,
@@ -24,7 +27,8 @@
     key,
     cursor='updated_at',
     load_id='_dlt_load_id',
-    where=none
+    where=none,
+    tiebreak=[]
 ) -%}
     {%- set keys = [key] if key is string else key %}
     select ranked_rows.*
@@ -35,6 +39,7 @@
                 partition by
                 {%- for column in keys %} raw_rows.{{ column }}{{ "," if not loop.last }}{% endfor %}
                 order by raw_rows.{{ cursor }} desc, raw_rows.{{ load_id }} desc
+                {%- for column in tiebreak %}, coalesce(raw_rows.{{ column }}, -1) desc{% endfor %}
             ) as dlt_version_rank
         from {{ relation }} as raw_rows
         where

@@ -48,6 +48,7 @@ SERVER_SETTINGS = {
     "shared_buffers": "256MB",
     "max_wal_size": "4GB",
     "max_connections": "100",
+    "wal_level": "logical",  # the shop source's replication mode (loaders/shop/replication.py)
 }
 HBA = """\
 # written by elt (runtime/embedded.py): a password for every connection, no trust

@@ -10,9 +10,8 @@ from __future__ import annotations
 import click
 
 from elt import output
-from elt.options import format_option
+from elt.options import format_option, sources_argument
 from elt.runtime import Runtime
-from loaders import SOURCES
 from runtime import locks
 from runtime.audit import audited
 from runtime.errors import ConfigError, EltError
@@ -21,7 +20,7 @@ from runtime.errors import ConfigError, EltError
 @click.command(
     epilog="\b\nExamples:\n  elt compact\n  elt compact shop --format json",
 )
-@click.argument("sources", nargs=-1)
+@sources_argument
 @format_option()
 def compact(sources: tuple[str, ...], fmt: str) -> None:
     """Remove superseded versions and orphan rows from raw (all sources by default).
@@ -29,13 +28,8 @@ def compact(sources: tuple[str, ...], fmt: str) -> None:
     Each source is compacted in its own transaction under its load lock: never while a
     load of it runs. Staging and marts read the same data before and after.
     """
-    unknown = [name for name in sources if name not in SOURCES]
-    if unknown:
-        raise click.UsageError(
-            f"unknown source {', '.join(unknown)}; known: {', '.join(sorted(SOURCES))}"
-        )
     runtime = Runtime()
-    names = sources or tuple(SOURCES)
+    names = sources
     with audited(runtime.warehouse, "compact", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
         from loaders import compaction

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from elt import output
-from elt.options import format_option, wait_option
+from elt.options import format_option, sources_argument, wait_option
 from elt.runtime import Runtime
 from loaders import SOURCES, dataset_name
 from runtime import locks, signals
@@ -21,22 +21,24 @@ from runtime.retention import prune as prune_load_packages
 @click.command(
     epilog="\b\nExamples:\n  elt load\n  elt load shop --format json",
 )
-@click.argument("sources", nargs=-1)
+@sources_argument
+@click.option(
+    "--drop-slot",
+    metavar="SOURCE",
+    help="Drop the replication slot of SOURCE (frees the WAL it holds) and load nothing.",
+)
 @wait_option
 @format_option()
-def load(sources: tuple[str, ...], wait: float, fmt: str) -> None:
+def load(sources: tuple[str, ...], drop_slot: str | None, wait: float, fmt: str) -> None:
     """Load raw data incrementally from SOURCES (all configured sources by default).
 
     Every source runs even when another fails or is locked by another run; the exit code
     is the worst of them.
     """
-    unknown = [name for name in sources if name not in SOURCES]
-    if unknown:
-        raise click.UsageError(
-            f"unknown source {', '.join(unknown)}; known: {', '.join(sorted(SOURCES))}"
-        )
+    if drop_slot is not None:
+        return drop_replication_slot(drop_slot, fmt)
     runtime = Runtime()
-    names = sources or tuple(SOURCES)
+    names = sources
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
         started = time.monotonic()
@@ -149,7 +151,7 @@ def overall_error(outcomes: list[SourceOutcome], errors: list[EltError]) -> EltE
     hint = first.hint or "fix the cause"
     if unloaded:
         hint += f"; then rerun `elt load {' '.join(unloaded)}`"
-    error = EltError(message, hint=hint)
+    error = type(first)(message, hint=hint)  # its kind (a lock, bad data) names the cause
     error.exit_code = max(each.exit_code for each in errors)
     return error
 
@@ -164,6 +166,20 @@ def breach_error(breaches: list[tuple[str, str, dict]]) -> DataError:
         hint=f"elt quarantine list --feed {feed}; fix the file or the feed's rules, "
         f"then elt quarantine replay --feed {feed}",
     )
+
+
+def drop_replication_slot(source: str, fmt: str) -> None:
+    from loaders.pipeline import source_hook
+
+    hook = source_hook(source, "drop_slot") if source in SOURCES else None
+    if hook is None:
+        raise click.UsageError(f"--drop-slot: source {source} has no replication slot")
+    Runtime().prepare_dlt()
+    name = hook()
+    if fmt == "json":
+        output.emit_json({"command": "load", "status": "success", "dropped_slot": name})
+    else:
+        output.line(f"dropped replication slot {name}" if name else f"{source}: no slot to drop")
 
 
 def quarantine_breaches(reports: list) -> list[tuple[str, str, dict]]:

@@ -9,6 +9,7 @@ default sqlalchemy backend, see bench/README.md) and bounded in memory by `chunk
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import dlt
@@ -19,6 +20,7 @@ from loaders import quarantine as q
 from loaders.identifiers import IdentifierError, check_table_names, check_table_settings
 from loaders.lag_window import LagWindowFilter
 from loaders.metadata import add_load_metadata
+from loaders.shop import deletes, replication
 from loaders.shop.timeouts import explain_failure, with_timeouts
 from loaders.shop.values import (
     NULL_CURSOR_POLICIES,
@@ -32,6 +34,7 @@ from runtime.warehouse import connectorx_url
 
 SOURCE_NAME = "shop"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
+MODES = ("cursor", "replication")
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -45,6 +48,11 @@ def shop(
     null_cursor: str = "quarantine",
     connect_timeout_seconds: float = 10,
     statement_timeout_seconds: float = 600,
+    reconcile_every: int = 1,
+    mode: str = "cursor",
+    slot_name: str = "elt_shop",
+    publication: str = "elt_shop",
+    resnapshot: bool = False,
 ) -> Iterator[DltResource]:
     """One append resource per configured table, incremental on its cursor with a lag window.
 
@@ -66,6 +74,13 @@ def shop(
     statement (reflection and extraction alike), so a host that accepts and never answers,
     or a table locked by another session, fails the load naming the bound instead of
     hanging it (see timeouts.py).
+
+    Tables in `mode = "replication"` (the source's `mode`, or the table's own) are read by
+    logical replication instead (loaders/shop/replication.py), through the slot
+    `slot_name` and the publication `publication`; `resnapshot` drops the slot and reads
+    them whole again. A cursor table with `deletes = "reconcile"` (the default where it
+    has a primary key) also gets a tombstone resource (loaders/shop/deletes.py): keys gone
+    from the source get a deleted version in the same load, every `reconcile_every` loads.
     """
     if backend not in ARROW_BACKENDS:
         raise ValueError(
@@ -84,9 +99,24 @@ def shop(
         primary_key="",
         columns=q.QUARANTINE_COLUMNS,
     )
+    # what an earlier run in this process left behind when its load failed
+    deletes.take(SOURCE_NAME)
+    replication.forget_pending(SOURCE_NAME)
+    replicated = {}
     for table, spec in tables.items():
+        table_mode = spec.get("mode", mode)
+        if table_mode not in MODES:
+            raise ValueError(
+                f"sources.shop.tables.{table}.mode: {table_mode!r} is not supported; use one"
+                f" of {', '.join(MODES)}"
+            )
+        if table_mode == "replication":
+            replicated[table] = spec
+            continue
         primary_key = list(spec.get("primary_key") or [])
         cursor = spec.get("cursor", "updated_at")
+        deletes_mode = deletes.deletes_mode(table, spec)
+        every = deletes.reconcile_every(table, spec, reconcile_every)
         policy = spec.get("null_cursor", null_cursor)
         if policy not in NULL_CURSOR_POLICIES:
             raise ValueError(
@@ -94,6 +124,7 @@ def shop(
                 f" {', '.join(NULL_CURSOR_POLICIES)}"
             )
         raw_table = naming.normalize_table_identifier(table)
+        write_disposition = "append"  # raw is a log: tombstones too are appended versions
         resource = sql_table(
             credentials=credentials,
             table=table,
@@ -103,12 +134,15 @@ def shop(
             backend_kwargs=_backend_kwargs(backend, chunk_size, credentials),
             reflection_level="full_with_precision",
             incremental=cursor_incremental(table, cursor, lag_seconds),
-            write_disposition="append",
+            write_disposition=write_disposition,
             primary_key=primary_key,
             query_adapter_callback=safe_select,
-            table_adapter_callback=_remember_columns,
+            table_adapter_callback=partial(_adapt_table, primary_key=primary_key),
         )
         sql_columns = _remembered.pop(table, {})
+        for name in _not_null.pop(table, set()):
+            if isinstance(resource.columns, dict) and name in resource.columns:
+                resource.columns[name][deletes.SOURCE_NOT_NULL] = True
         check_table_settings(SOURCE_NAME, table, primary_key, cursor, list(sql_columns), naming)
         decimals = _numeric_as_text(resource, sql_columns)
         rules = TableRules(
@@ -127,6 +161,51 @@ def shop(
         resource.add_map(add_load_metadata(SOURCE_NAME))
         resource.add_yield_map(RowQuarantine(rules, quarantine_hints))
         yield resource
+        if deletes_mode == "reconcile":
+            tombstones = deletes.tombstones(
+                source=SOURCE_NAME,
+                table=table,
+                raw_table=raw_table,
+                spec=spec,
+                credentials=credentials,
+                schema=schema,
+                write_disposition=write_disposition,
+                every=every,
+            )
+            tombstones.add_map(add_load_metadata(SOURCE_NAME))
+            yield tombstones
+    if replicated:
+        changes = replication.changes_resource(
+            source=SOURCE_NAME,
+            credentials=credentials,
+            schema=schema,
+            tables=replicated,
+            slot_name=slot_name,
+            publication=publication,
+            resnapshot=resnapshot,
+        )
+        changes.add_map(add_load_metadata(SOURCE_NAME))
+        yield changes
+
+
+def _count_deletes(report: Any) -> None:
+    """Tombstones are rows of their table: report them as `deleted`, not as loaded rows."""
+    for table, count in deletes.take(SOURCE_NAME).items():
+        if table in report.rows:
+            report.rows[table] -= count
+            if not report.rows[table]:
+                del report.rows[table]
+        if count:
+            report.deleted[table] = count
+
+
+def drop_slot() -> str | None:
+    """Drop the source's replication slot (`elt load --drop-slot shop`), freeing the WAL it
+    holds on the source server; its name, or None when there was none. The next load in
+    replication mode then fails until a re-snapshot (see replication.py)."""
+    credentials = dlt.secrets["sources.shop.credentials"]
+    name = dlt.config.get("sources.shop.slot_name") or "elt_shop"
+    return name if replication.drop_slot(deletes.psycopg2_url(credentials), name) else None
 
 
 def cursor_incremental(table: str, cursor: str, lag_seconds: float) -> Any:
@@ -171,6 +250,16 @@ _remembered: dict[str, dict[str, Any]] = {}
 
 def _remember_columns(table: Any) -> None:
     _remembered[table.name] = {column.name: column for column in table.columns}
+
+
+def _adapt_table(table: Any, primary_key: list[str]) -> None:
+    _remember_columns(table)
+    _not_null[table.name] = {c.name for c in table.columns if not c.nullable}
+    deletes.make_nullable(table, primary_key)
+
+
+# table name -> its NOT NULL columns in the source (raw's are nullable: tombstones)
+_not_null: dict[str, set[str]] = {}
 
 
 def _numeric_as_text(resource: DltResource, sql_columns: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +313,10 @@ def _sqlalchemy_url(credentials: Any) -> Any:
 
 
 def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = None) -> None:
-    """Publish rejected rows to elt_audit.quarantine; per table: read = loaded + quarantined."""
+    """Publish rejected rows to elt_audit.quarantine; per table: read = loaded + quarantined.
+    The load is recorded: the replication slot may now forget the changes it holds."""
+    replication.confirm_pending(SOURCE_NAME)
+    _count_deletes(report)
     load_ids = [*report.resumed_load_ids, *report.load_ids]
     tables = (overrides or {}).get("tables") or dlt.config.get(f"sources.{SOURCE_NAME}.tables")
     naming = pipeline.default_schema.naming

@@ -51,12 +51,16 @@ def paid_live(paid: dict, live: set[tuple]) -> dict:
 
 
 def assert_staging_matches_source(warehouse, shop_url) -> None:
-    """Every source row exactly once in staging, at its latest version."""
+    """Every source row exactly once in staging, at its latest version; a row gone from
+    the source (hard-deleted by the tick) is in staging flagged deleted."""
     for model, key in STAGING_KEYS.items():
         table = model.removeprefix("stg_shop__")
-        staged = query(warehouse, f"select {key}, updated_at from staging.{model}")
-        assert len(staged) == len(set(staged)), f"duplicates in {model}"
-        assert set(staged) == source_versions(shop_url, table, key), model
+        staged = query(warehouse, f"select {key}, updated_at, is_deleted from staging.{model}")
+        assert len(staged) == len({row[0] for row in staged}), f"duplicates in {model}"
+        source = source_versions(shop_url, table, key)
+        source_keys = {row[0] for row in source}
+        assert {row[:2] for row in staged if row[0] in source_keys} == source, model
+        assert all(row[2] for row in staged if row[0] not in source_keys), model
 
 
 def test_load_transform_and_test_pass_on_the_demo(flow):
@@ -127,14 +131,19 @@ def test_staging_has_no_duplicates_and_matches_the_source(flow):
 
 def test_a_tick_reaches_the_marts_exactly(flow):
     warehouse, shop_url, env = flow
-    changes = shop.tick(shop_url)
+    changes = shop.tick(shop_url, hard_deletes=shop.TICK_HARD_DELETED_ORDERS)
     payment_changes = payments.tick(shop_url)
     loaded = json.loads(run_elt("load", "--format", "json", env=env, check=True).stdout)
     by_source = {source["source"]: source["rows"] for source in loaded["sources"]}
+    by_deleted = {source["source"]: source["deleted"] for source in loaded["sources"]}
     shop_rows, payment_rows = by_source["shop"], by_source["payments"]
     assert shop_rows["orders"] == (
         changes["orders_inserted"] + changes["orders_updated"] + changes["orders_soft_deleted"]
     )
+    assert by_deleted["shop"] == {
+        "orders": changes["orders_hard_deleted"],
+        "order_items": changes["order_items_hard_deleted"],
+    }
     assert payment_rows["payments"] == (
         payment_changes["payments_inserted"] + payment_changes["payments_updated"]
     )

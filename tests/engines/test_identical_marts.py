@@ -92,12 +92,12 @@ def test_doctor_on_duckdb_finds_nothing_failing(flow):
 def test_runs_sql_and_quarantine_read_the_duckdb_warehouse(flow):
     _, envs = flow
     env = envs["duckdb"]
-    runs = json.loads(run_elt("runs", "--format", "json", env=env, check=True).stdout)
+    runs = json.loads(run_elt("runs", "--format", "json", env=env, check=True).stdout)["runs"]
     assert [run["status"] for run in runs if run["command"] == "load"] == ["success", "success"]
     count = run_elt(
         "sql", "select count(*) as n from marts.fct_orders", "--format", "json", env=env, check=True
     )
-    assert json.loads(count.stdout)[0]["n"] > 600
+    assert json.loads(count.stdout)["rows"][0]["n"] > 600
     listed = run_elt("quarantine", "list", "--format", "json", env=env)
     assert listed.returncode == 0, listed.stderr
     written = run_elt("sql", "create table marts.nope (n integer)", env=env)

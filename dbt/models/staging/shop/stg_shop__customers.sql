@@ -5,6 +5,7 @@ source_customers as (
     {{ dedupe_completed_loads(
         source('shop', 'customers'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'customers'), ['_elt_lsn']),
         key='customer_id'
     ) }}
 
@@ -17,7 +18,7 @@ final as (
         {{ dbt.cast('email', dbt.type_string()) }} as email,
         {{ dbt.cast('full_name', dbt.type_string()) }} as full_name,
         {{ dbt.cast('upper(country_code)', dbt.type_string()) }} as country_code,
-        {{ staging_lifecycle_columns() }}
+        {{ staging_lifecycle_columns(source('shop', 'customers')) }}
 
     from source_customers
 

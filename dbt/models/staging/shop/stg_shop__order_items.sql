@@ -5,6 +5,7 @@ source_order_items as (
     {{ dedupe_completed_loads(
         source('shop', 'order_items'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'order_items'), ['_elt_lsn']),
         key='order_item_id',
         where=incremental_lookback_filter('updated_at')
     ) }}
@@ -20,7 +21,7 @@ final as (
         {{ dbt.cast('quantity', dbt.type_int()) }} as quantity,
         {{ dbt.cast('unit_price', dbt.type_numeric()) }} as unit_price,
         {{ dbt.cast('discount_amount', dbt.type_numeric()) }} as discount_amount,
-        {{ staging_lifecycle_columns() }}
+        {{ staging_lifecycle_columns(source('shop', 'order_items')) }}
 
     from source_order_items
 

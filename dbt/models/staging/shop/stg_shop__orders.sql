@@ -5,6 +5,7 @@ source_orders as (
     {{ dedupe_completed_loads(
         source('shop', 'orders'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'orders'), ['_elt_lsn']),
         key='order_id',
         where=incremental_lookback_filter('updated_at')
     ) }}
@@ -20,7 +21,7 @@ final as (
         {{ dbt.cast('ordered_at', type_timestamp_tz()) }} as ordered_at,
         {{ dbt.cast('upper(currency)', dbt.type_string()) }} as currency,
         {{ dbt.cast('shipping_amount', dbt.type_numeric()) }} as shipping_amount,
-        {{ staging_lifecycle_columns() }}
+        {{ staging_lifecycle_columns(source('shop', 'orders')) }}
 
     from source_orders
 

@@ -5,6 +5,7 @@ source_products as (
     {{ dedupe_completed_loads(
         source('shop', 'products'),
         source('shop', '_dlt_loads'),
+        tiebreak=existing_columns(source('shop', 'products'), ['_elt_lsn']),
         key='product_id'
     ) }}
 
@@ -19,7 +20,7 @@ final as (
         {{ dbt.cast('category', dbt.type_string()) }} as category,
         {{ dbt.cast('unit_price', dbt.type_numeric()) }} as unit_price,
         {{ dbt.cast('is_active', dbt.type_boolean()) }} as is_active,
-        {{ staging_lifecycle_columns() }}
+        {{ staging_lifecycle_columns(source('shop', 'products')) }}
 
     from source_products
 
