@@ -102,6 +102,10 @@ def tombstones(
 
     primary_key = list(spec["primary_key"])
     cursor = spec.get("cursor", "updated_at")
+    # raw's names are dlt's normalised ones (`Item Id` -> `item_id`)
+    naming = dlt.current.source_schema().naming
+    raw_key = [naming.normalize_identifier(column) for column in primary_key]
+    raw_cursor = naming.normalize_identifier(cursor)
 
     def generate() -> Iterator[Any]:
         if every > 1:  # count loads in the state (with every == 1 a no-op load stays empty)
@@ -115,7 +119,7 @@ def tombstones(
             return  # the key-set comparison is written for Postgres (README: Deletes and CDC)
         raw_url = psycopg2_url(pipeline.sql_client().credentials)
         dataset = pipeline.dataset_name
-        columns = _prepare_raw(raw_url, dataset, raw_table, primary_key)
+        columns = _prepare_raw(raw_url, dataset, raw_table, raw_key)
         if columns is None:
             return  # not loaded yet: nothing can have vanished
         found = 0
@@ -123,14 +127,14 @@ def tombstones(
             psycopg2_url(credentials),
             raw_url,
             TableRef(schema, table, tuple(primary_key)),
-            TableRef(dataset, raw_table, tuple(primary_key)),
-            cursor,
+            TableRef(dataset, raw_table, tuple(raw_key)),
+            raw_cursor,
             DELETED_AT_COLUMN in columns,
         )
         for deleted_at, keys in batches:
             found += len(keys)
             item = _tombstone_table(primary_key, cursor, deleted_at, keys)
-            hints = {c: {"nullable": True} for c in columns if c not in primary_key}
+            hints = {c: {"nullable": True} for c in columns if c not in raw_key}
             hints[DELETED_AT_COLUMN] = DELETED_AT_HINT
             yield dlt.mark.with_hints(item, dlt.mark.make_hints(columns=hints))
         record(source, raw_table, found)
