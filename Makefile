@@ -40,7 +40,8 @@ test: setup
 # extra is installed here only; the marker keeps these tests out of `make test`
 test-spark: setup
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON) --extra spark
-	$(BIN)/pytest -m spark
+	# all of tests/spark: the cluster flow and the URL tests that need the extra installed
+	$(BIN)/pytest tests/spark -m 'spark or not spark'
 
 bench-spark: setup
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON) --extra spark

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from runtime.engines.duckdb import Column  # one description column shape for both
 from runtime.errors import ConfigError
 
 SCHEMES = ("spark",)
@@ -368,12 +369,6 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type_code: str
 
 
 class Cursor:
