@@ -324,7 +324,7 @@ def quarantine_rows(
 def settings(overrides: dict[str, Any] | None = None) -> tuple[dict[str, Feed], float]:
     """The feeds and the default quarantine threshold, from overrides or configuration."""
     overrides = overrides or {}
-    feeds = overrides.get("feeds") or dlt.config["sources.marketing.feeds"]
+    feeds = overrides.get("feeds") or dlt.config.get("sources.marketing.feeds", dict)
     share = overrides.get("max_quarantine_share")
     if share is None:
         share = dlt.config.get("sources.marketing.max_quarantine_share", float)

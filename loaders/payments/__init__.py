@@ -153,7 +153,9 @@ def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Each endpoint's key and incremental cursor, as staging dedupes (loaders/compaction.py)."""
     from loaders.compaction import Versioning
 
-    resources = (overrides or {}).get("resources") or dlt.config["sources.payments.resources"]
+    resources = (overrides or {}).get("resources") or dlt.config.get(
+        "sources.payments.resources", dict
+    )
     found = {}
     for name, spec in resources.items():
         key = spec.get("primary_key")

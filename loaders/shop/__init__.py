@@ -286,7 +286,7 @@ def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Each table's key and cursor, as its staging model dedupes (for loaders/compaction.py)."""
     from loaders.compaction import Versioning
 
-    tables = (overrides or {}).get("tables") or dlt.config["sources.shop.tables"]
+    tables = (overrides or {}).get("tables") or dlt.config.get("sources.shop.tables", dict)
     return {
         table: Versioning(tuple(spec["primary_key"]), spec.get("cursor", "updated_at"))
         for table, spec in tables.items()
@@ -318,7 +318,9 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
     replication.confirm_pending(SOURCE_NAME)
     _count_deletes(report)
     load_ids = [*report.resumed_load_ids, *report.load_ids]
-    tables = (overrides or {}).get("tables") or dlt.config.get(f"sources.{SOURCE_NAME}.tables")
+    tables = (overrides or {}).get("tables") or dlt.config.get(
+        f"sources.{SOURCE_NAME}.tables", dict
+    )
     naming = pipeline.default_schema.naming
     keys = {  # raw table -> (source name, raw name) of each key column
         naming.normalize_table_identifier(table): [
