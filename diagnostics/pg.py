@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from runtime.engines import ident as ident  # re-exported: the checks quote names with it
+from runtime.engines import qualified as qualified
 from runtime.secrets import redact
 
 
@@ -92,12 +94,3 @@ def relation_exists(conn: Any, schema: str, table: str) -> bool:
             return engines.relation_exists(cur, schema, table)
     sql = "select to_regclass(format('%%I.%%I', %s, %s)) is not null"
     return rows(conn, sql, (schema, table))[0][0]
-
-
-def ident(name: str) -> str:
-    """A quoted identifier for SQL text (names come from configuration or the catalog)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(schema: str, table: str) -> str:
-    return f"{ident(schema)}.{ident(table)}"

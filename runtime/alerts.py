@@ -35,7 +35,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runtime import runlog, settings
+from runtime import engines, runlog, settings
 from runtime.errors import EltError
 from runtime.secrets import redact
 
@@ -228,10 +228,9 @@ def _dbt_nodes(warehouse: Any, run_id: str) -> list[dict[str, Any]]:
         return []
     try:
         conn.autocommit = True
+        engines.bound(conn, 5)
         with conn.cursor() as cur:
-            cur.execute("set statement_timeout = 5000")
-            cur.execute("select to_regclass(%s)", (f"{SCHEMA}.dbt_results",))
-            if cur.fetchone()[0] is None:
+            if not engines.relation_exists(cur, SCHEMA, "dbt_results"):
                 return []
             cur.execute(
                 f"select name, resource_type, status, failures from {SCHEMA}.dbt_results"
@@ -322,15 +321,15 @@ class _Dedupe:
         conn = self.warehouse.connect(connect_timeout=3)
         try:
             conn.autocommit = True
+            engines.bound(conn, 3)
             with conn.cursor() as cur:
-                cur.execute("set statement_timeout = 3000")
                 cur.execute(f"create schema if not exists {SCHEMA}")
                 cur.execute(DDL)
                 cur.execute(
                     f"insert into {SCHEMA}.alerts as a (fingerprint, kind, last_sent_at)"
                     " values (%s, %s, now()) on conflict (fingerprint) do update"
                     " set last_sent_at = now(), sent = a.sent + 1"
-                    " where a.last_sent_at < now() - make_interval(secs => %s) returning 1",
+                    " where a.last_sent_at < now() - %s * interval '1 second' returning 1",
                     (fingerprint, kind, window),
                 )
                 if cur.fetchone() is not None:

@@ -6,6 +6,7 @@ the dbt nodes of the last transform and the last test run.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,14 +35,12 @@ class Snapshot:
 
 def read_snapshot(conn: Any) -> Snapshot:
     """The audit's state; an empty snapshot before the first audited run."""
+    from runtime import engines
+
     snap = Snapshot()
+    engines.bound(conn, STATEMENT_TIMEOUT_MS / 1000)
     with conn.cursor() as cur:
-        cur.execute(f"set statement_timeout = {STATEMENT_TIMEOUT_MS}")
-        cur.execute(
-            "select to_regclass(%s), to_regclass(%s)", (f"{SCHEMA}.runs", f"{SCHEMA}.dbt_results")
-        )
-        runs_table, results_table = cur.fetchone()
-        if runs_table is None:
+        if not engines.relation_exists(cur, SCHEMA, "runs"):
             return snap
         cur.execute(
             f"select distinct on (command) run_id, command, status, exit_code, started_at,"
@@ -57,8 +56,13 @@ def read_snapshot(conn: Any) -> Snapshot:
         cur.execute(f"select command, status, count(*) from {SCHEMA}.runs group by 1, 2")
         snap.runs_total = {(c, s): n for c, s, n in cur.fetchall()}
         if _has_column(cur, "sources"):
-            _read_sources(cur, snap)
-        if results_table is not None:
+            cur.execute(
+                f"select command, sources, ended_at from {SCHEMA}.runs"
+                " where sources is not null order by started_at"
+            )
+            for command, sources, ended_at in cur.fetchall():
+                _add_sources(snap, command, _object(sources), ended_at)
+        if engines.relation_exists(cur, SCHEMA, "dbt_results"):
             ids = [
                 run["run_id"] for run in snap.last_runs if run["command"] in ("transform", "test")
             ]
@@ -72,45 +76,46 @@ def read_snapshot(conn: Any) -> Snapshot:
     return snap
 
 
-def _read_sources(cur: Any, snap: Snapshot) -> None:
-    per_table = f"""
-        select s.key, t.key, sum(t.value::bigint)
-        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s,
-            jsonb_each_text(coalesce(s.value -> %s, '{{}}'::jsonb)) as t
-        where r.command = 'load' and jsonb_typeof(r.sources) = 'object'
-        group by 1, 2
-    """
-    cur.execute(per_table, ("rows",))
-    snap.rows_total = {(s, t): int(n) for s, t, n in cur.fetchall()}
-    cur.execute(
-        f"""
-        select s.key, f.key, sum((f.value ->> 'quarantined')::bigint)
-        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s,
-            jsonb_each(coalesce(s.value -> 'quarantine', '{{}}'::jsonb)) as f
-        where jsonb_typeof(r.sources) = 'object' group by 1, 2
-        """
-    )
-    snap.quarantined_total = {(s, f): int(n or 0) for s, f, n in cur.fetchall()}
-    cur.execute(
-        f"""
-        select distinct on (s.key) s.key as source, s.value ->> 'status' as status,
-            (s.value ->> 'seconds')::float as seconds, s.value -> 'rows' as rows,
-            r.ended_at
-        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s
-        where r.ended_at is not null and jsonb_typeof(r.sources) = 'object'
-        order by s.key, r.started_at desc
-        """
-    )
-    snap.source_last = {row["source"]: row for row in _dicts(cur)}
-    cur.execute(
-        f"""
-        select s.key, max(r.ended_at)
-        from {SCHEMA}.runs as r, jsonb_each(r.sources) as s
-        where jsonb_typeof(r.sources) = 'object' and s.value ->> 'status' = 'success'
-        group by 1
-        """
-    )
-    snap.source_last_success = dict(cur.fetchall())
+def _add_sources(
+    snap: Snapshot, command: str, sources: dict[str, Any], ended_at: datetime | None
+) -> None:
+    """One run's `sources` (runs read oldest first, so the last one seen is the latest):
+    rows loaded and quarantined per source and table, each source's last state and last
+    success. Summed here, not in SQL, so every engine's JSON reads the same."""
+    for name, source in sources.items():
+        if not isinstance(source, dict):
+            continue
+        if command == "load":
+            for table, count in _object(source.get("rows")).items():
+                key = (name, table)
+                snap.rows_total[key] = snap.rows_total.get(key, 0) + int(count or 0)
+        for feed, counts in _object(source.get("quarantine")).items():
+            key = (name, feed)
+            quarantined = int(_object(counts).get("quarantined") or 0)
+            snap.quarantined_total[key] = snap.quarantined_total.get(key, 0) + quarantined
+        if ended_at is None:
+            continue
+        seconds = source.get("seconds")
+        snap.source_last[name] = {
+            "source": name,
+            "status": source.get("status"),
+            "seconds": float(seconds) if seconds is not None else None,
+            "rows": source.get("rows"),
+            "ended_at": ended_at,
+        }
+        if source.get("status") == "success":
+            last = snap.source_last_success.get(name)
+            snap.source_last_success[name] = max(last, ended_at) if last else ended_at
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object as a dict (drivers hand JSON decoded, or as text); else empty."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _has_column(cur: Any, column: str) -> bool:

@@ -8,8 +8,10 @@ source, schema changes, the error line, the log file), its dbt node results from
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from runtime import engines
 from runtime.errors import ConfigError
 
 SCHEMA = "elt_audit"
@@ -27,8 +29,8 @@ def find_run(warehouse: Any, run_id: str) -> dict[str, Any]:
     conn = warehouse.connect()
     try:
         conn.autocommit = True
+        engines.bound(conn, 10)
         with conn.cursor() as cur:
-            cur.execute("set statement_timeout = 10000")
             tables = _tables(cur)
             found = []
             if "runs" in tables:
@@ -61,14 +63,24 @@ def runs_of_loads(cur: Any, load_ids: list[str]) -> dict[str, dict[str, Any]]:
     """load id -> the elt run that produced it (run id, command, status, start, end)."""
     if not load_ids or "runs" not in _tables(cur):
         return {}
+    wanted = set(load_ids)
+    # a text match narrows the runs on every engine; the JSON decides
+    like = " or ".join(["cast(load_ids as text) like %s"] * len(wanted))
     cur.execute(
-        "select l.load_id, r.run_id, r.command, r.status, r.started_at, r.ended_at"
-        f" from {SCHEMA}.runs as r, jsonb_each(r.load_ids) as s,"
-        " jsonb_array_elements_text(s.value) as l(load_id)"
-        " where jsonb_typeof(r.load_ids) = 'object' and l.load_id = any(%s)",
-        (load_ids,),
+        f"select run_id, command, status, started_at, ended_at, load_ids from {SCHEMA}.runs"
+        f" where {like}",
+        [f'%"{load_id}"%' for load_id in sorted(wanted)],
     )
-    return {row.pop("load_id"): row for row in _dicts(cur)}
+    found = {}
+    for run in _dicts(cur):
+        by_source = run.pop("load_ids")
+        if isinstance(by_source, str):
+            by_source = json.loads(by_source)
+        for ids in (by_source or {}).values() if isinstance(by_source, dict) else ():
+            for load_id in ids if isinstance(ids, list) else ():
+                if load_id in wanted:
+                    found[load_id] = run
+    return found
 
 
 def _dbt_nodes(cur: Any, run_id: str) -> list[dict[str, Any]]:

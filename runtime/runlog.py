@@ -25,7 +25,6 @@ from typing import Any
 from runtime import settings
 from runtime.secrets import redact
 
-DEFAULT_DIR = ".elt/logs"
 MB = 1024 * 1024
 _lock = threading.Lock()
 _current: RunLog | None = None
@@ -73,7 +72,11 @@ _LOGGERS = ("dlt",)
 
 
 def log_dir() -> Path:
-    return settings.path("logs", "dir", DEFAULT_DIR)
+    """`[logs] dir`, or `logs/` beside the embedded server's data (`.elt/`, or ELT_HOME)."""
+    from runtime import embedded
+    from runtime.project import project_dir
+
+    return settings.path("logs", "dir") or embedded.home(project_dir()) / "logs"
 
 
 def start(run_id: str, command: str, **fields: Any) -> Path | None:

@@ -77,6 +77,8 @@ def _secret_values_of(key: str, value: str) -> list[str]:
     upper = key.upper()
     if upper.startswith("DBT_ENV_SECRET_") or upper.endswith(_SECRET_KEYS):
         return [value]
+    if "WEBHOOK" in upper:  # a webhook URL (Slack's and most) carries its token in the path
+        return [url.strip() for url in value.split(",") if url.strip()]
     if upper == "ELT_WAREHOUSE_URL" or upper.endswith(("__CREDENTIALS", "_URL", "_DSN")):
         found = []
         parts = split_url(value)

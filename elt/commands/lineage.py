@@ -54,9 +54,10 @@ def lineage(mart: str, key: str, fmt: str) -> None:
             f"no lineage configured for {mart}; configured: {known}"
             " (config.meta.elt_lineage in the mart's YAML)"
         )
-    conn = runtime.warehouse.connect()
+    from runtime import engines
+
+    conn = engines.read_only(runtime.warehouse, timeout=30)
     try:
-        conn.autocommit = True
         traced = trace(conn, mart, config[mart], key)
     finally:
         conn.close()
@@ -103,13 +104,10 @@ def _checked(mart: str, block: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def trace(conn: Any, mart: str, config: dict[str, Any], key: str) -> dict[str, Any]:
     """The mart row's lineage as plain data."""
-    from psycopg2 import sql
-
     from loaders import dataset_name
     from runtime.run_detail import runs_of_loads
 
     cur = conn.cursor()
-    cur.execute("set statement_timeout = 30000")
     key_column = config["key"]
     mart_columns = _columns(cur, MART_SCHEMA, mart)
     if not mart_columns:
@@ -168,7 +166,7 @@ def trace(conn: Any, mart: str, config: dict[str, Any], key: str) -> dict[str, A
     runs = runs_of_loads(cur, list(loads))
     described = []
     for load_id, where in sorted(loads.items()):
-        completed = _load_row(cur, sql, where["schema"], load_id) if where["schema"] else {}
+        completed = _load_row(cur, where["schema"], load_id) if where["schema"] else {}
         described.append(
             {"load_id": load_id, "source": where["source"], **completed, "run": runs.get(load_id)}
         )
@@ -184,22 +182,20 @@ def trace(conn: Any, mart: str, config: dict[str, Any], key: str) -> dict[str, A
 
 
 def _select(cur, schema, table, columns, where_column, key, mart, newest=False) -> list[dict]:
-    import psycopg2
-    from psycopg2 import sql
+    from runtime import engines
 
-    query = sql.SQL("select {columns} from {table} where {column} = %s").format(
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        table=sql.Identifier(schema, table),
-        column=sql.Identifier(where_column),
+    query = (
+        f"select {', '.join(engines.ident(c) for c in columns)}"
+        f" from {engines.qualified(schema, table)} where {engines.ident(where_column)} = %s"
     )
     if newest:
-        query += sql.SQL(" order by {load_id} desc limit {n}").format(
-            load_id=sql.Identifier("_dlt_load_id"), n=sql.Literal(RAW_ROWS_SHOWN)
-        )
+        query += f" order by {engines.ident('_dlt_load_id')} desc limit {RAW_ROWS_SHOWN}"
     try:
         cur.execute(query, (key,))
-    except psycopg2.DataError as exc:
-        cause = (exc.pgerror or str(exc)).strip().splitlines()[0].removeprefix("ERROR:").strip()
+    except Exception as exc:
+        if not engines.is_data_error(exc):
+            raise
+        cause = engines.first_line(exc)
         raise ConfigError(
             f"lineage {mart}: {key!r} is not a valid {where_column} for {schema}.{table} ({cause})",
             hint=f"give the {where_column} as the mart shows it",
@@ -217,13 +213,14 @@ def _columns(cur, schema: str, table: str) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def _load_row(cur, sql, schema: str, load_id: str) -> dict[str, Any]:
+def _load_row(cur, schema: str, load_id: str) -> dict[str, Any]:
+    from runtime import engines
+
     if "load_id" not in _columns(cur, schema, "_dlt_loads"):
         return {}
     cur.execute(
-        sql.SQL("select status, inserted_at from {} where load_id = %s").format(
-            sql.Identifier(schema, "_dlt_loads")
-        ),
+        f"select status, inserted_at from {engines.qualified(schema, '_dlt_loads')}"
+        " where load_id = %s",
         (load_id,),
     )
     found = cur.fetchone()

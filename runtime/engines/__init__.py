@@ -9,6 +9,7 @@ An engine module provides:
 - `dlt_destination(warehouse)`: dlt's destination for the raw datasets
 - `DBT_TARGET`: the output of dbt/profiles.yml it runs under (env from `warehouse.dbt_env()`)
 - `read_only(warehouse, timeout)`: a DB-API connection for sql/runs/doctor/quarantine list
+- `bound(conn, seconds)`: bound each later statement of a connection it made
 - `Error`: the driver's base exception; `relation_exists(cur, schema, table)`
 - `NO_SERVER`: doctor checks that need a server (version, TLS, roles, disk of pgdata)
 - `SESSION_ENV`: environment the dbt it invokes needs (sessions in UTC)
@@ -94,6 +95,35 @@ def errors(warehouse: Any) -> type[BaseException]:
 def read_only(warehouse: Any, *, timeout: float = 60) -> Any:
     """A read-only DB-API connection, each statement bounded by `timeout` seconds."""
     return of(warehouse).read_only(warehouse, timeout=timeout)
+
+
+def bound(conn: Any, seconds: float) -> None:
+    """Bound each later statement of `conn` to `seconds`, on whichever engine it talks to."""
+    engine_module(getattr(conn, "engine", "postgres")).bound(conn, seconds)
+
+
+def ident(name: str) -> str:
+    """A quoted identifier for SQL text (names come from configuration or the catalog)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{ident(schema)}.{ident(table)}"
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """A value the statement could not take (a key of the wrong type): SQLSTATE class 22 on
+    PostgreSQL, a conversion error on DuckDB; not a connection or syntax failure."""
+    if str(getattr(exc, "pgcode", "") or "").startswith("22"):
+        return True
+    return type(exc).__name__ in ("ConversionException", "InvalidInputException", "DataError")
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's message without its `ERROR:` prefix, context lines or hint."""
+    text = str(getattr(exc, "pgerror", None) or exc).strip()
+    lines = text.splitlines()
+    return lines[0].removeprefix("ERROR:").strip() if lines else type(exc).__name__
 
 
 def relation_exists(cursor: Any, schema: str, table: str) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from runtime.engines import first_line as _first_line
 from runtime.errors import ConfigError
 
 SCHEMES = ("duckdb",)
@@ -115,6 +116,11 @@ def error_class() -> type[BaseException]:
 
 def read_only(warehouse: DuckDBWarehouse, *, timeout: float) -> Connection:
     return _open(warehouse, read_only=True, timeout=timeout)
+
+
+def bound(conn: Connection, seconds: float) -> None:
+    """DuckDB has no statement_timeout: the connection's timer interrupts a statement."""
+    conn.timeout = seconds
 
 
 # ---- one writer: the file lock beside the database ---------------------------------
@@ -296,8 +302,3 @@ class Cursor:
     def __iter__(self):
         while (row := self.fetchone()) is not None:
             yield row
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

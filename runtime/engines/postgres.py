@@ -47,7 +47,12 @@ def error_class() -> type[BaseException]:
 def read_only(warehouse: Any, *, timeout: float) -> Any:
     conn = warehouse.connect()
     conn.set_session(readonly=True, autocommit=True)
+    bound(conn, timeout)
     with conn.cursor() as cur:
-        cur.execute("set statement_timeout = %s", (int(timeout * 1000),))
         cur.execute("set lock_timeout = %s", (int(timeout * 1000),))
     return conn
+
+
+def bound(conn: Any, seconds: float) -> None:
+    with conn.cursor() as cur:
+        cur.execute("set statement_timeout = %s", (int(seconds * 1000),))

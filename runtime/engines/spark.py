@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from runtime.engines import first_line as _first_line
 from runtime.engines.duckdb import Column  # one description column shape for both
 from runtime.errors import ConfigError
 
@@ -324,12 +325,21 @@ def _audit(warehouse: SparkWarehouse) -> Any:
     return DuckDBWarehouse(path=warehouse.audit_path)
 
 
+def bound(conn: Connection, seconds: float) -> None:
+    """Spark has no statement_timeout: the connection's timer cancels the session's jobs."""
+    conn.timeout = seconds
+    if conn._audit is not None:
+        conn._audit.timeout = seconds
+
+
 # ---- connections with psycopg2's surface ------------------------------------------
 
 
 class Connection:
     """Spark SQL through the session, `elt_audit` statements through the audit file;
     read-only (by statement kind), each statement bounded by `timeout` seconds."""
+
+    engine = "spark"  # what code shared by engines asks (runtime/engines.bound, locks)
 
     def __init__(self, warehouse: SparkWarehouse, *, timeout: float | None = None) -> None:
         self.warehouse, self.timeout, self.autocommit = warehouse, timeout, True
@@ -520,8 +530,3 @@ def _information_schema(spark: Any, sql: str, params: Any) -> str:
         "table_schema string, table_name string, column_name string, data_type string",
     ).where("table_name != ''").createOrReplaceTempView("elt_information_schema_columns")
     return _INFO.sub(lambda m: f"elt_information_schema_{m.group(1).lower()}", sql)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -102,3 +102,46 @@ def test_runs_sql_and_quarantine_read_the_duckdb_warehouse(flow):
     assert listed.returncode == 0, listed.stderr
     written = run_elt("sql", "create table marts.nope (n integer)", env=env)
     assert written.returncode == 2 and "read-only" in written.stderr.lower()
+
+
+@pytest.mark.parametrize("engine", ["postgres", "duckdb"])
+def test_runs_show_metrics_and_lineage_read_each_engine(flow, engine):
+    """The observability commands read the audit and raw of either engine alike: the last
+    load's rows per source, the audit summed into metrics, a mart row traced to its load."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, envs = flow
+    env = envs[engine]
+    runs = json.loads(run_elt("runs", "--format", "json", env=env, check=True).stdout)["runs"]
+    loads = [run for run in runs if run["command"] == "load"]
+    shown = run_elt("runs", "show", loads[0]["run_id"], "--format", "json", env=env, check=True)
+    shop = next(s for s in json.loads(shown.stdout)["run"]["sources"] if s["source"] == "shop")
+    assert shop["status"] == "success" and shop["rows"]["orders"] > 0 and shop["load_ids"]
+
+    families = text_string_to_metric_families(run_elt("metrics", env=env, check=True).stdout)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families
+        for sample in family.samples
+    }
+    assert samples[("elt_audit_up", ())] == 1
+    loaded = samples[("elt_rows_loaded_total", (("source", "shop"), ("table", "orders")))]
+    assert loaded == sum(_shop_rows(load["run_id"], env)["orders"] for load in loads)
+
+    sql = "select max(order_id) as id from marts.fct_orders"
+    order_id = json.loads(run_elt("sql", sql, "--format", "json", env=env, check=True).stdout)
+    traced = run_elt(
+        "lineage", "fct_orders", str(order_id["rows"][0]["id"]), "--format", "json", env=env
+    )
+    assert traced.returncode == 0, traced.stderr[-2000:]
+    lineage = json.loads(traced.stdout)
+    assert lineage["rows"] and lineage["loads"]
+    assert {load["run"]["command"] for load in lineage["loads"] if load["run"]} == {"load"}
+    assert any(load["completed"] for load in lineage["loads"])
+
+
+def _shop_rows(run_id: str, env: dict) -> dict[str, int]:
+    shown = run_elt("runs", "show", run_id, "--format", "json", env=env, check=True)
+    return next(s for s in json.loads(shown.stdout)["run"]["sources"] if s["source"] == "shop")[
+        "rows"
+    ]

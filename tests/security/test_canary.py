@@ -207,3 +207,14 @@ def test_redact_masks_known_secrets_in_every_form(monkeypatch):
     for canary in (TOKEN, SHOP_PASSWORD):
         for form in forms(canary):
             assert hits(redact(f"xx {form} yy")) == [], form
+
+
+def test_redact_masks_alert_webhook_urls_from_the_environment(monkeypatch):
+    """A Slack-style webhook URL carries its token in the path: every URL of the list is
+    a secret, wherever it is echoed (a delivery error, the doctor bundle, a log)."""
+    hooks = [f"https://hooks.example.test/services/T0/B0/{TOKEN}", "http://127.0.0.1:9/hook-x1"]
+    monkeypatch.setenv("ELT_ALERTS__WEBHOOK_URLS", ", ".join(hooks))
+    for hook in hooks:
+        text = redact(f"alerts: POST {hook} failed: timed out")
+        assert hook not in text and TOKEN not in text
+        assert "alerts: POST" in text and "failed: timed out" in text
