@@ -234,7 +234,7 @@ def reconcile(
             cur.execute("select clock_timestamp()")  # after the snapshot is taken
             deleted_at = cur.fetchone()[0]
         completed = _completed_loads(raw_conn, raw.schema)  # before comparing: later is newer
-        newest = max(completed, key=float, default=None)
+        newest = max(completed, key=_load_time, default=None)
         quiet = last is not None and _quiet(
             source_conn, source, source_cursor, lag_seconds, last, deleted_at
         )
@@ -261,8 +261,19 @@ def _completed_loads(conn: Any, schema: str) -> list[str]:
 
 
 def _newer(load_id: str, than: str | None) -> bool:
-    """dlt's load ids are creation times in seconds, as text of varying length."""
-    return than is None or float(load_id) > float(than)
+    """dlt's load ids are creation times in seconds, as text of varying length; an id of
+    another shape counts as newer (compared again)."""
+    try:
+        return than is None or float(load_id) > float(than)
+    except ValueError:
+        return True
+
+
+def _load_time(load_id: str) -> float:
+    try:
+        return float(load_id)
+    except ValueError:
+        return 0.0
 
 
 def _count(conn: Any, ref: TableRef) -> int:
