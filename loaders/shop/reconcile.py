@@ -291,7 +291,7 @@ def _quiet(
         return False
     with conn.cursor() as cur:
         cur.execute(
-            "select format_type(atttypid, atttypmod) from pg_attribute"
+            "select atttypid::regtype::text from pg_attribute"  # no typmod: timestamp(3)
             " where attrelid = %s::regclass and attname = %s and not attisdropped",
             (f"{quote(ref.schema)}.{quote(ref.table)}", cursor),
         )
