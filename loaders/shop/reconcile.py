@@ -370,11 +370,8 @@ def checks_ddl(schema: str) -> str:
 def last_check(conn: Any, schema: str, table: str) -> Check | None:
     """The check the last completed reconcile of `table` left, if any."""
     with conn.cursor() as cur:
-        cur.execute(
-            "select 1 from information_schema.tables where table_schema = %s and table_name = %s",
-            (schema, CHECKS_TABLE),
-        )
-        if cur.fetchone() is None:
+        cur.execute("select to_regclass(%s)", (f"{quote(schema)}.{CHECKS_TABLE}",))
+        if cur.fetchone()[0] is None:
             return None
         cur.execute(
             "select source_count, since, verified_through, full_at"
