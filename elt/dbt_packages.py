@@ -17,7 +17,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +97,8 @@ def hub_reachable(timeout: float) -> bool:
     """One request to the hub's index, bounded by `timeout` seconds."""
     url = hub_url().rstrip("/") + "/api/v1/index.json"
     try:
+        import urllib.request  # only where the hub is asked: not on every start
+
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status == 200
     except (OSError, ValueError):

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from elt import dbt_packages, output, tool_env
+from elt import output, tool_env
 from runtime import embedded, engines, roles
 from runtime.project import project_dir
 from runtime.secrets import encode_url_password
@@ -167,6 +167,8 @@ class Runtime:
         os.environ.update(env)
         if getattr(self.warehouse, "embedded", False):
             tool_env.write(self.home, env)
+        from elt import dbt_packages
+
         for package in dbt_packages.ensure_installed(self.dbt_dir):
             if package.installed_now:
                 output.log(

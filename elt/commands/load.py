@@ -42,10 +42,7 @@ def load(sources: tuple[str, ...], drop_slot: str | None, wait: float, fmt: str)
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
         started = time.monotonic()
-        outcomes = []
-        for name in names:
-            signals.checkpoint()  # a safe point: between sources
-            outcomes.append(load_source(name, runtime, run, fmt, wait))
+        outcomes = load_sources(names, runtime, run, fmt, wait)
         prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
         reports = [outcome.report for outcome in outcomes if outcome.report is not None]
         for report in reports:
@@ -92,15 +89,77 @@ class SourceOutcome:
         return {**base, "status": self.status, "error": error}
 
 
+def load_sources(
+    names: tuple[str, ...], runtime: Runtime, run: Any, fmt: str, wait: float
+) -> list[SourceOutcome]:
+    """Load every source, each in a thread of its own on its own dlt pipeline, and record
+    their outcomes in the run in the order named.
+
+    The sources wait on their databases and APIs, not on each other, so a run takes about
+    as long as its slowest source. An engine that admits one writer process (DuckDB,
+    Spark's local metastore: ONE_PROCESS) loads them one after another. A signal stops
+    each source at its next safe point; the run then raises `Stopped` once every source
+    has stopped (what finished before is recorded).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runtime import engines
+
+    import_sources(names)  # in this thread: importing dlt from several at once can deadlock
+    if len(names) < 2 or engines.of(runtime.warehouse).ONE_PROCESS:
+        results = []
+        for name in names:
+            signals.checkpoint()  # a safe point: between sources
+            results.append(load_source(name, runtime, run, fmt, wait))
+            record(run, results[-1])
+        return results
+    with ThreadPoolExecutor(len(names), thread_name_prefix="elt-load") as pool:
+        futures = [pool.submit(load_source, name, runtime, run, fmt, wait) for name in names]
+        done: list[SourceOutcome] = []
+        stopped: BaseException | None = None
+        for future in futures:
+            try:
+                done.append(future.result())
+            except BaseException as exc:  # a stop (or a bug) in that source's thread
+                stopped = stopped or exc
+    for outcome in done:
+        record(run, outcome)
+    if stopped is not None:
+        raise stopped
+    return done
+
+
+def import_sources(names: tuple[str, ...]) -> None:
+    import importlib
+
+    from loaders import compaction, pipeline  # noqa: F401
+
+    for name in names:
+        importlib.import_module(SOURCES[name].split(":")[0])
+
+
+def record(run: Any, outcome: SourceOutcome) -> None:
+    """A source's outcome in the audit run: its report or error, and its failure."""
+    error = str(outcome.error) if outcome.error is not None else None
+    run.source_done(outcome.source, outcome.report, error=error)
+    if outcome.status == "failed":
+        cause = "schema_contract" if isinstance(outcome.error, DataError) else "failed"
+        run.add_failure(outcome.source, cause, message=error)
+    elif outcome.status == "stopped":
+        run.add_failure(outcome.source, outcome.report.stops[0].cause, message=error)
+
+
 def load_source(name: str, runtime: Runtime, run: Any, fmt: str, wait: float) -> SourceOutcome:
-    """Load one source under its load lock, then compact it when due; never raises for it.
+    """Load one source under its load lock, then compact it when due; never raises for it
+    but for a stop by signal.
 
     A failure of this source (configuration, an unreachable host, a panic in a driver)
-    becomes its outcome, so the sources after it still run.
+    becomes its outcome, so the other sources still run.
     """
     from elt.progress import dlt_collector
     from loaders import compaction, pipeline
 
+    signals.checkpoint()  # a safe point: before the source starts
     stage = StageLog(name, quiet=fmt != "human")
     stage("starting")
     try:
@@ -112,7 +171,7 @@ def load_source(name: str, runtime: Runtime, run: Any, fmt: str, wait: float) ->
                 name,
                 destination_url=runtime.warehouse.url,
                 pipelines_dir=runtime.pipelines_dir,
-                progress=dlt_collector(),
+                progress=dlt_collector(name),
                 on_stage=stage,
             )
             completed = [*report.resumed_load_ids, *report.load_ids]
@@ -128,13 +187,8 @@ def load_source(name: str, runtime: Runtime, run: Any, fmt: str, wait: float) ->
         raise
     except BaseException as exc:  # a driver's panic (connectorx) is a BaseException
         error = exc if isinstance(exc, EltError) else describe_failure(name, stage.current, exc)
-        run.source_done(name, error=str(error))
-        cause = "schema_contract" if isinstance(error, DataError) else "failed"
-        run.add_failure(name, cause, message=str(error))
         return SourceOutcome(name, "failed", error=error)
-    run.source_done(name, report)
     if report.stops:
-        run.add_failure(name, report.stops[0].cause, message=str(describe_stop(report)))
         return SourceOutcome(name, "stopped", report, describe_stop(report))
     return SourceOutcome(name, "loaded", report)
 

@@ -101,6 +101,7 @@ def shop(
     )
     # what an earlier run in this process left behind when its load failed
     deletes.take(SOURCE_NAME)
+    deletes.forget_checks(SOURCE_NAME)
     replication.forget_pending(SOURCE_NAME)
     replicated = {}
     for table, spec in tables.items():
@@ -171,6 +172,7 @@ def shop(
                 schema=schema,
                 write_disposition=write_disposition,
                 every=every,
+                lag_seconds=lag_seconds,
             )
             tombstones.add_map(add_load_metadata(SOURCE_NAME))
             yield tombstones
@@ -316,6 +318,7 @@ def after_load(pipeline: Any, report: Any, overrides: dict[str, Any] | None = No
     """Publish rejected rows to elt_audit.quarantine; per table: read = loaded + quarantined.
     The load is recorded: the replication slot may now forget the changes it holds."""
     replication.confirm_pending(SOURCE_NAME)
+    deletes.commit_checks(SOURCE_NAME)  # their tombstones are visible now
     _count_deletes(report)
     load_ids = [*report.resumed_load_ids, *report.load_ids]
     tables = (overrides or {}).get("tables") or dlt.config.get(

@@ -3,7 +3,8 @@
 Per table in `.dlt/config.toml` (`[sources.shop.tables.<t>]`): `deletes = "reconcile"` (the
 default where the table has a primary key) or `"none"`, and `reconcile_every = N` (also
 settable for the whole source): reconcile on every Nth load only, for very large tables.
-The comparison itself is in loaders/shop/reconcile.py.
+The comparison itself is in loaders/shop/reconcile.py; the check each one leaves (which
+makes the next one cheap) is saved by `commit_checks` once the load has completed.
 
 Raw must accept a tombstone (NULL in every column but the key, the cursor and the load
 metadata): the shop resources reflect their non-key columns as nullable, and a raw table
@@ -16,7 +17,15 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from loaders.shop.reconcile import DELETED_AT_COLUMN, TableRef, quote, reconcile
+from loaders.shop.reconcile import (
+    DELETED_AT_COLUMN,
+    Check,
+    TableRef,
+    last_check,
+    quote,
+    reconcile,
+    save_check,
+)
 
 DELETES_MODES = ("none", "reconcile")
 # raw's columns are nullable; this column hint keeps that the source's column is NOT NULL
@@ -25,6 +34,8 @@ DELETED_AT_HINT = {"data_type": "timestamp", "timezone": True, "nullable": True}
 STATE_KEY = "reconcile"
 
 _counts: dict[tuple[str, str], int] = {}
+# (source, raw table) -> (raw url, dataset, check): saved once the load completed
+_checks: dict[tuple[str, str], tuple[str, str, Check]] = {}
 _lock = threading.Lock()
 
 
@@ -70,6 +81,35 @@ def take(source: str) -> dict[str, int]:
     return taken
 
 
+def forget_checks(source: str) -> None:
+    """Drop the checks of a load that did not complete: the next reconcile compares again."""
+    with _lock:
+        for key in [key for key in _checks if key[0] == source]:
+            del _checks[key]
+
+
+def commit_checks(source: str) -> None:
+    """Save the checks of `source`'s reconciles; call once their load has completed (its
+    tombstones are visible), never before."""
+    import psycopg2
+
+    with _lock:
+        pending = {key: value for key, value in _checks.items() if key[0] == source}
+        for key in pending:
+            del _checks[key]
+    by_url: dict[str, list[tuple[str, str, Check]]] = {}
+    for (_, table), (url, dataset, check) in sorted(pending.items()):
+        by_url.setdefault(url, []).append((dataset, table, check))
+    for url, checks in by_url.items():
+        conn = psycopg2.connect(url, connect_timeout=10, application_name="elt-reconcile")
+        try:
+            conn.autocommit = True
+            for dataset, table, check in checks:
+                save_check(conn, dataset, table, check)
+        finally:
+            conn.close()
+
+
 def make_nullable(table: Any, primary_key: list[str]) -> Any:
     """sql_table's `table_adapter_callback`: reflect every non-key column as nullable, so raw
     tables are created able to hold tombstones (and replication's delete versions)."""
@@ -96,6 +136,7 @@ def tombstones(
     schema: str,
     write_disposition: Any,
     every: int,
+    lag_seconds: float = 600,
 ) -> Any:
     """The resource appending a tombstone to `table` for each key gone from the source."""
     import dlt
@@ -117,11 +158,27 @@ def tombstones(
         pipeline = dlt.current.pipeline()
         if pipeline.destination.destination_name != "postgres":
             return  # the key-set comparison is written for Postgres (README: Deletes and CDC)
+        import psycopg2
+
         raw_url = psycopg2_url(pipeline.sql_client().credentials)
         dataset = pipeline.dataset_name
-        columns = _prepare_raw(raw_url, dataset, raw_table, raw_key)
-        if columns is None:
+        raw_conn = psycopg2.connect(raw_url, connect_timeout=10, application_name="elt-reconcile")
+        try:
+            yield from _tombstones_of(raw_conn, raw_url, dataset)
+        finally:
+            raw_conn.close()
+
+    def _tombstones_of(raw_conn: Any, raw_url: str, dataset: str) -> Iterator[Any]:
+        prepared = _prepare_raw(raw_conn, dataset, raw_table, raw_key)
+        if prepared is None:
             return  # not loaded yet: nothing can have vanished
+        columns, last = prepared
+        raw_conn.autocommit = False  # the comparison's server-side cursors need a transaction
+
+        def checked(check: Check) -> None:
+            with _lock:
+                _checks[(source, raw_table)] = (raw_url, dataset, check)
+
         found = 0
         batches = reconcile(
             psycopg2_url(credentials),
@@ -130,6 +187,11 @@ def tombstones(
             TableRef(dataset, raw_table, tuple(raw_key)),
             raw_cursor,
             DELETED_AT_COLUMN in columns,
+            source_cursor=cursor,
+            lag_seconds=lag_seconds,
+            last=last,
+            on_checked=checked,
+            raw_conn=raw_conn,
         )
         for deleted_at, keys in batches:
             found += len(keys)
@@ -160,30 +222,27 @@ def _tombstone_table(primary_key: list[str], cursor: str, deleted_at: Any, keys:
     return pa.table({**arrays, cursor: stamp, DELETED_AT_COLUMN: stamp})
 
 
-def _prepare_raw(url: str, dataset: str, table: str, primary_key: list[str]) -> list[str] | None:
-    """The raw table's columns (None when it does not exist yet), after dropping NOT NULL
-    from its non-key columns, here and in dlt's staging dataset merges go through."""
-    import psycopg2
-
-    conn = psycopg2.connect(url, connect_timeout=10, application_name="elt-reconcile")
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(
-                "select table_schema, column_name, is_nullable from information_schema.columns"
-                " where table_schema in (%s, %s) and table_name = %s",
-                (dataset, f"{dataset}_staging", table),
-            )
-            found = cur.fetchall()
-            columns = [name for schema_name, name, _ in found if schema_name == dataset]
-            if not columns:
-                return None
-            for schema_name, name, nullable in found:
-                if nullable == "NO" and name not in primary_key and not name.startswith("_dlt"):
-                    cur.execute(
-                        f"alter table {quote(schema_name)}.{quote(table)}"
-                        f" alter column {quote(name)} drop not null"
-                    )
-        return columns
-    finally:
-        conn.close()
+def _prepare_raw(
+    conn: Any, dataset: str, table: str, primary_key: list[str]
+) -> tuple[list[str], Check | None] | None:
+    """The raw table's columns and its last reconcile check (None when the table does not
+    exist yet), after dropping NOT NULL from its non-key columns, here and in dlt's staging
+    dataset merges go through."""
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "select table_schema, column_name, is_nullable from information_schema.columns"
+            " where table_schema in (%s, %s) and table_name = %s",
+            (dataset, f"{dataset}_staging", table),
+        )
+        found = cur.fetchall()
+        columns = [name for schema_name, name, _ in found if schema_name == dataset]
+        if not columns:
+            return None
+        for schema_name, name, nullable in found:
+            if nullable == "NO" and name not in primary_key and not name.startswith("_dlt"):
+                cur.execute(
+                    f"alter table {quote(schema_name)}.{quote(table)}"
+                    f" alter column {quote(name)} drop not null"
+                )
+    return columns, last_check(conn, dataset, table)

@@ -72,6 +72,24 @@ def test_transform_waits_for_the_lock_with_wait_then_runs(loaded):
     assert "waiting up to 300s" in waiting.stderr
 
 
+def test_a_source_waiting_for_its_lock_does_not_hold_up_the_others(loaded):
+    """Sources load side by side: marketing loads while shop waits for the lock another
+    run holds (one after another, marketing could not start before shop ended)."""
+    warehouse, _shop_url, env = loaded
+    holder = Run(run_id="e" * 32, command="test")
+    waiting: Background | None = None
+    try:
+        with locks.hold(warehouse, "load:shop", run=holder):
+            waiting = Background("load", "shop", "marketing", "--wait", "300", env=env)
+            waiting.wait_for_line("load shop: locked by `elt test`")
+            waiting.wait_for_line("load marketing: bookkeeping")
+            assert waiting.proc.poll() is None  # shop still waits
+        assert waiting.finish() == 0, waiting.stderr
+    finally:
+        if waiting is not None:
+            waiting.__exit__()
+
+
 @pytest.fixture
 def shop_only(elt_env, shop_url):
     shop.seed(shop_url, 2_000)

@@ -54,14 +54,18 @@ def test_sigterm_during_extract_exits_2_stopped_and_the_rerun_loads(world):
     raw_orders_match_the_source(warehouse, shop_url)
 
 
-def test_sigterm_during_the_load_stage_stops_before_the_next_source(world):
+def test_sigterm_during_the_load_stage_stops_the_other_sources_at_their_next_safe_point(world):
+    """Sources load side by side: the one still running when shop is signalled starts at
+    most the stage it was entering (a race with the signal), never another."""
     warehouse, shop_url, env = world
     shop.tick(shop_url)
     with Background("load", "shop", "marketing", env=env) as run:
         run.wait_for_line("load shop: loading")
         run.signal(signal.SIGTERM)
+        signalled = len(run.lines)
         stopped_by_sigterm(run, warehouse, "load")
-    assert not any(line.startswith("load marketing:") for line in run.lines), run.stderr
+    later = [line for line in run.lines[signalled:] if line.startswith("load marketing:")]
+    assert len(later) <= 1, run.stderr
     rerun = run_elt("load", "shop", "marketing", env=env)
     assert rerun.returncode == 0, rerun.stderr
     raw_orders_match_the_source(warehouse, shop_url)

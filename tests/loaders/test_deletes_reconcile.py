@@ -224,3 +224,124 @@ def test_reconcile_of_a_million_keys_stays_within_its_memory_bound(million, dele
             " where g %% %s = 0",
             (deleted_every,),
         )
+
+
+@pytest.fixture
+def checked(server):
+    """A quiet source of keys 1..10 (cursors a day old); raw holds them in completed load
+    '1', with key 12 (gone from the source) in load '1' and key 11 (gone too) in load '2'."""
+    with fresh_databases(server) as (warehouse, source_url):
+        execute(
+            source_url,
+            "create table t (id bigint primary key, updated_at timestamptz not null);"
+            " insert into t select g, now() - interval '1 day' from generate_series(1, 10) g",
+        )
+        execute(
+            warehouse.url,
+            "create schema raw_t;"
+            " create table raw_t._dlt_loads (load_id text, status int);"
+            " insert into raw_t._dlt_loads values ('1700000000.5', 0), ('1700000100.25', 0);"
+            " create table raw_t.t as select g as id, now() - interval '1 day' as updated_at,"
+            " '1700000000.5'::text as _dlt_load_id from generate_series(1, 10) as g;"
+            " insert into raw_t.t values (12, now() - interval '1 day', '1700000000.5'),"
+            " (11, now() - interval '1 hour', '1700000100.25')",
+        )
+        yield warehouse.url, source_url
+
+
+def _reconcile(raw_url: str, source_url: str, last: reconcile.Check | None):
+    checks = []
+    found = [
+        key
+        for _, keys in reconcile.reconcile(
+            source_url,
+            raw_url,
+            reconcile.TableRef("public", "t", ("id",)),
+            reconcile.TableRef("raw_t", "t", ("id",)),
+            "updated_at",
+            has_tombstones=False,
+            source_cursor="updated_at",
+            lag_seconds=60,
+            last=last,
+            on_checked=checks.append,
+        )
+        for key in keys
+    ]
+    return sorted(found), checks[0]
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def test_an_unchanged_source_compares_only_the_keys_of_loads_since_the_last_check(checked):
+    raw_url, source_url = checked
+    last = reconcile.Check(10, _now(), "1700000000.5", _now())
+    found, check = _reconcile(raw_url, source_url, last)
+    # key 12 sits in a load the last check compared: an unchanged source still holds it
+    assert found == [(11,)]
+    assert not check.full
+    assert (check.source_count, check.verified_through) == (10, "1700000100.25")
+    assert check.full_at == last.full_at and check.since > last.since
+
+
+def test_a_check_with_nothing_loaded_since_finds_nothing(checked):
+    raw_url, source_url = checked
+    found, check = _reconcile(
+        raw_url, source_url, reconcile.Check(10, _now(), "1700000100.25", _now())
+    )
+    assert found == []
+    assert not check.full
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "a row updated since the check",
+        "a row with a NULL cursor",
+        "another row count",
+        "no full comparison for a day",
+        "no check yet",
+    ],
+)
+def test_a_source_that_may_have_changed_is_compared_in_full(checked, change):
+    from datetime import timedelta
+
+    raw_url, source_url = checked
+    last = reconcile.Check(10, _now(), "1700000100.25", _now())
+    if change == "a row updated since the check":
+        execute(source_url, "update t set updated_at = now() where id = 3")
+    elif change == "a row with a NULL cursor":
+        execute(
+            source_url,
+            "alter table t alter column updated_at drop not null;"
+            " update t set updated_at = null where id = 3",
+        )
+    elif change == "another row count":
+        last = reconcile.Check(11, _now(), "1700000100.25", _now())
+    elif change == "no full comparison for a day":
+        last = reconcile.Check(10, _now(), "1700000100.25", _now() - timedelta(days=1))
+    else:
+        last = None
+    found, check = _reconcile(raw_url, source_url, last)
+    assert found == [(11,), (12,)]
+    assert check.full
+    assert (check.source_count, check.verified_through) == (10, "1700000100.25")
+
+
+def test_a_check_is_saved_and_read_back(checked):
+    raw_url, _ = checked
+    import psycopg2
+
+    check = reconcile.Check(10, _now(), "1700000100.25", _now())
+    conn = psycopg2.connect(raw_url)
+    try:
+        conn.autocommit = True
+        assert reconcile.last_check(conn, "raw_t", "t") is None
+        reconcile.save_check(conn, "raw_t", "t", check)
+        reconcile.save_check(conn, "raw_t", "t", check)  # an upsert
+        assert reconcile.last_check(conn, "raw_t", "t") == check
+    finally:
+        conn.close()
