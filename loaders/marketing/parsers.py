@@ -235,6 +235,10 @@ def parse_csv(
             yield Batch(None, [rejected], 1)
             continue
         text, names, problem = header
+        fast = _fast_block(feed, names, data, number, chunk_rows) if problem is None else None
+        if fast is not None:
+            yield from fast
+            continue
         try:
             lines = data.decode(feed.encoding).split("\n")
         except UnicodeDecodeError:
@@ -248,6 +252,58 @@ def parse_csv(
         for start in range(0, len(lines), chunk_rows):
             part = lines[start : start + chunk_rows]
             yield _csv_chunk(feed, names, splitter, part, number + start)
+
+
+def _fast_block(
+    feed: Feed, names: list[str], data: bytes, number: int, chunk_rows: int
+) -> list[Batch] | None:
+    """A block parsed and typed by arrow's CSV reader (C++, threaded), or None when any line
+    of it needs the exact path: a quote, a blank line, a stray carriage return, a row of
+    the wrong width, bytes that are not UTF-8, or a value that does not fit its type (the
+    exact path names the line and keeps its text). Lines are numbered from `number`."""
+    import pyarrow.csv as pcsv
+
+    if feed.encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
+        return None
+    if b'"' in data or b"\n\n" in data or data[:1] == b"\n" or data.endswith(b"\n"):
+        return None
+    if b"\r" in data and (
+        b"\n\r\n" in data
+        or data[:1] == b"\r"
+        or data.count(b"\r") != data.count(b"\r\n") + data.endswith(b"\r")
+    ):
+        return None
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pcsv.ReadOptions(column_names=names),
+            parse_options=pcsv.ParseOptions(
+                delimiter=feed.delimiter, quote_char=False, ignore_empty_lines=False
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    batches = []
+    for start in range(0, table.num_rows, chunk_rows):
+        part = table.slice(start, chunk_rows)
+        columns = {name: part.column(name).combine_chunks() for name in names}
+        lines = _numbers(number + start, part.num_rows)
+        typed, problems = type_rows(feed, columns, lines)
+        if problems:
+            return None
+        batches.append(Batch(typed, [], typed.num_rows))
+    return batches
+
+
+def _numbers(first: int, count: int) -> pa.Array:
+    """first, first + 1, ... (count values), without a Python int per row."""
+    ones = pa.repeat(pa.scalar(1, pa.int64()), count)
+    return pc.add(pc.cumulative_sum(ones), first - 1)
 
 
 def _header_of(raw: bytes, feed: Feed) -> tuple[str | None, list[str], str | None]:
