@@ -137,6 +137,22 @@ def copy_baseline(server: wh.Warehouse, csv_path: Path) -> tuple[float, int]:
 
 def elt_load(server: wh.Warehouse, database: str, landing: Path, work: Path, cache: Path) -> dict:
     """`elt load marketing --format json` in a subprocess: wall time, peak RSS, its report."""
+    seconds, peak, stdout = run_elt(["load"], server, database, landing, work, cache)
+    (report,) = json.loads(stdout)["sources"]
+    return {
+        "wall_seconds": round(seconds, 2),
+        "reported_seconds": report["seconds"],
+        "peak_rss_mib": round(peak / MIB),
+        "compaction_seconds": (report.get("compaction") or {}).get("seconds"),
+        "rows": report["rows"].get("ad_spend", 0),
+        "quarantined": report["quarantine"].get("ad_spend", {}).get("quarantined", 0),
+    }
+
+
+def run_elt(
+    verb: list[str], server: wh.Warehouse, database: str, landing: Path, work: Path, cache: Path
+) -> tuple[float, int, str]:
+    """`elt <verb> marketing --format json` in a subprocess: wall seconds, peak RSS, stdout."""
     env = {
         **os.environ,
         "ELT_PROJECT_DIR": str(project_dir()),
@@ -153,7 +169,7 @@ def elt_load(server: wh.Warehouse, database: str, landing: Path, work: Path, cac
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(
-            [*command, "load", "marketing", "--format", "json"], env=env, stdout=out, stderr=err
+            [*command, *verb, "marketing", "--format", "json"], env=env, stdout=out, stderr=err
         )
         with PeakRss(process.pid) as rss:
             process.wait()
@@ -163,15 +179,8 @@ def elt_load(server: wh.Warehouse, database: str, landing: Path, work: Path, cac
         stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
     if process.returncode not in (0, 1):  # 1: the quarantine threshold, expected when dirty
         last = stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise SystemExit(f"elt load marketing exited {process.returncode}: {last[0]}")
-    (report,) = json.loads(stdout)["sources"]
-    return {
-        "wall_seconds": round(seconds, 2),
-        "reported_seconds": report["seconds"],
-        "peak_rss_mib": round(rss.peak / MIB),
-        "rows": report["rows"].get("ad_spend", 0),
-        "quarantined": report["quarantine"].get("ad_spend", {}).get("quarantined", 0),
-    }
+        raise SystemExit(f"elt {verb[0]} marketing exited {process.returncode}: {last[0]}")
+    return seconds, rss.peak, stdout
 
 
 def raw_rows(server: wh.Warehouse, database: str) -> int:
@@ -276,6 +285,10 @@ def measure_size(server: wh.Warehouse, root: Path, rows: int, repeat: int) -> di
         elt={**first, "wall_seconds": wall, "peak_rss_mib": max(r["peak_rss_mib"] for r in firsts)},
         elt_runs=[run["wall_seconds"] for run in firsts],
         elt_noop=elt_load(server, ELT_DB, landing, work, root / "pycache"),
+        # what a compaction of the whole table costs (`compact_every_loads` sets how often)
+        compact_seconds=round(
+            run_elt(["compact"], server, ELT_DB, landing, work, root / "pycache")[0], 2
+        ),
         ratio=round(wall / copy_seconds, 2),
         ratio_reported=round(first["reported_seconds"] / copy_seconds, 2),
     )
@@ -372,6 +385,7 @@ def report(results: dict[str, Any]) -> None:
         if len(size["elt_runs"]) > 1:
             print(f"  runs: COPY {size['copy_runs']}, elt {size['elt_runs']} (medians above)")
         print(f"  no-op load                {noop['wall_seconds']:>7.2f} s")
+        print(f"  elt compact marketing     {size['compact_seconds']:>7.2f} s  (every key)")
     if "dirty" in results:
         dirty = results["dirty"]
         print(
