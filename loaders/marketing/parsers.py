@@ -1,6 +1,6 @@
 """Row parsers for CSV, JSONL and Parquet that never fail a whole file for one bad row.
 
-Each reads a binary stream in bounded memory (blocks of 4 MiB, chunks of `chunk_rows`
+Each reads a binary stream in bounded memory (blocks of 2 MiB, chunks of `chunk_rows`
 rows) and yields `Batch`es: the rows that load, typed and numbered, and the rows that
 do not, with the reason and their raw text. Every input row lands in exactly one of
 the two, so loaded + rejected == rows read, file by file.
@@ -29,9 +29,9 @@ from loaders.marketing.feeds import Feed
 from loaders.marketing.poison import PoisonFile, name_collision
 from loaders.marketing.rows import Batch, Rejected, all_true, type_rows
 
-BLOCK_BYTES = 4 * 1024 * 1024
+BLOCK_BYTES = 2 * 1024 * 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
-DEFAULT_CHUNK_ROWS = 50_000
+DEFAULT_CHUNK_ROWS = 25_000
 
 # (line number, text or None, the rejection when the line could not be read)
 Line = tuple[int, str | None, Rejected | None]
@@ -212,9 +212,11 @@ def parse_csv(
 ) -> Iterator[Batch]:
     """Batches of a CSV file whose first line is the header.
 
-    Blocks that decode cleanly are split by arrow (`split_pattern`), the lines with a
-    quote in Python; a block with bytes not valid in the encoding goes line by line.
-    With `multiline_fields` every line goes through Python, a record may span lines.
+    A clean block (UTF-8, no quote, every row of the header's width and every value of its
+    type) is read by arrow's CSV reader. Any other block is split by arrow
+    (`split_pattern`), the lines with a quote in Python, and one with bytes not valid in
+    the encoding line by line, so each bad line is named. With `multiline_fields` every
+    line goes through Python, a record may span lines.
     """
     if feed.multiline_fields:
         yield from _parse_csv_lines(stream, feed, chunk_rows)
