@@ -51,7 +51,7 @@ bench: setup
 	$(BIN)/python -m bench.shop_load
 
 bench-marketing: setup
-	$(BIN)/python -m bench.marketing_csv --rows 1000000 --bad-every 1000 --repeat 3
+	$(BIN)/python -m bench.marketing_csv --rows 1000000,10000000 --bad-every 1000
 
 bench-doctor: setup
 	$(BIN)/python -m bench.doctor --runs 5

@@ -132,8 +132,14 @@ def pipeline_for(
     source: str, destination_url: str, pipelines_dir: Path, progress: Any = None
 ) -> Any:
     import dlt
+    from dlt.destinations.impl.postgres.postgres import PostgresParquetCopyJob
 
     from runtime import engines
+
+    # one ADBC ingest per parquet row group (one extracted batch), not per file: the
+    # driver holds what it ingests in memory, so a load's peak no longer grows with the
+    # rows of a file times the load workers
+    PostgresParquetCopyJob._ingest_per_rowgroup = True
 
     return dlt.pipeline(
         pipeline_name=f"elt_{source}",

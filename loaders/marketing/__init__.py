@@ -27,7 +27,7 @@ from dlt.sources.filesystem import filesystem
 
 from loaders import quarantine as q
 from loaders.marketing import landing, poison
-from loaders.marketing.feeds import FILE_COLUMN, MODIFIED_COLUMN, Feed, parse_feeds
+from loaders.marketing.feeds import FILE_COLUMN, LINE_COLUMN, MODIFIED_COLUMN, Feed, parse_feeds
 from loaders.marketing.parsers import DEFAULT_CHUNK_ROWS, PARSERS
 from loaders.marketing.rows import Batch
 from loaders.metadata import EXTRACTED_AT_COLUMN, SOURCE_COLUMN, add_load_metadata
@@ -270,16 +270,14 @@ def last_line_wins(table: pa.Table | None, key: tuple[str, ...]) -> tuple[pa.Tab
     `duplicates_in_batch` (a merge would keep one of them at random, and count them all)."""
     if table is None or table.num_rows < 2:
         return table, 0
-    index = pa.array(range(table.num_rows), pa.int64())
     last = (
-        table.select(list(key))
-        .append_column("_i", index)
+        table.select([*key, LINE_COLUMN])  # a line number is unique within a file
         .group_by(list(key), use_threads=False)
-        .aggregate([("_i", "max")])
-    )["_i_max"]
+        .aggregate([(LINE_COLUMN, "max")])
+    )[f"{LINE_COLUMN}_max"]
     if len(last) == table.num_rows:
         return table, 0
-    keep = pc.is_in(index, value_set=last)
+    keep = pc.is_in(table[LINE_COLUMN], value_set=last)
     return table.filter(keep), table.num_rows - len(last)
 
 

@@ -113,13 +113,12 @@ class Feed:
             }
         columns[FILE_COLUMN] = {"name": FILE_COLUMN, "data_type": "text", "nullable": False}
         columns[LINE_COLUMN] = {"name": LINE_COLUMN, "data_type": "bigint", "nullable": False}
-        # of two rows with one key in one load, the one from the newest file is kept
+        # of a key's versions, staging keeps the one of the newest file (then load)
         columns[MODIFIED_COLUMN] = {
             "name": MODIFIED_COLUMN,
             "data_type": "timestamp",
             "timezone": True,
             "nullable": False,
-            "dedup_sort": "desc",
         }
         return columns
 

@@ -93,6 +93,33 @@ def test_lines_are_read_across_block_boundaries_and_chunks(monkeypatch):
     assert len(loaded) == 27 and loaded[29]["cost"] == Decimal("28.25")
 
 
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_arrow_and_the_exact_path_agree_block_by_block(monkeypatch, newline):
+    """Clean blocks go through arrow's CSV reader, blocks with a line the exact path must
+    name (a quote, a blank line, a stray CR, a wrong width, a bad value, bad UTF-8) go
+    line by line: line numbers, values and reasons are the same as with no fast path."""
+    monkeypatch.setattr(parsers, "BLOCK_BYTES", 120)
+    lines = [f"2024-01-{day % 28 + 1:02d},c{day},{day},{day}.25".encode() for day in range(60)]
+    lines[7] = b'2024-02-01,"quoted, c7",7,7.00'
+    lines[15] = b""
+    lines[23] = b"2024-02-02,c23,7"
+    lines[31] = b"2024-02-03,c31,x,1.00"
+    lines[39] = b"2024-02-04,c\r39,1,1.00"
+    lines[47] = b"2024-02-05,c\xff47,1,1.00"
+    data = newline.join([b"day,campaign,clicks,cost", *lines]) + newline
+    used = []
+    fast = parsers._fast_block
+    monkeypatch.setattr(parsers, "_fast_block", lambda *a: used.append(fast(*a)) or used[-1])
+    loaded, rejected = parse(data, chunk_rows=4)
+    assert any(batches is not None for batches in used)  # some blocks took the fast path
+    assert any(batches is None for batches in used)  # and some did not
+    monkeypatch.setattr(parsers, "_fast_block", lambda *a: None)
+    assert parse(data, chunk_rows=4) == (loaded, rejected)
+    assert sorted(rejected) == [25, 33, 49]
+    assert loaded[9]["campaign"] == "quoted, c7" and loaded[61]["clicks"] == 59
+    assert len(loaded) == 60 - 1 - 3
+
+
 def test_a_line_longer_than_the_limit_is_rejected_without_holding_it(monkeypatch):
     monkeypatch.setattr(parsers, "BLOCK_BYTES", 64)
     monkeypatch.setattr(parsers, "MAX_LINE_BYTES", 256)
