@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loaders import SOURCES, dataset_name, kill_switch, stops
+from loaders.compaction import tables_with_rows
 from loaders.schema_evolution import (
     ContractConfigError,
     FrozenDroppedColumn,
@@ -63,6 +64,9 @@ class LoadReport:
     compaction: dict[str, Any] | None = None
     # keys gone from the source, per table: tombstones appended (loaders/shop/deletes.py)
     deleted: dict[str, int] = field(default_factory=dict)
+    # loaded tables holding rows before this run's extraction (loaders/compaction.py); None:
+    # not known
+    had_rows: frozenset[str] | None = None
 
     @property
     def total_rows(self) -> int:
@@ -186,6 +190,7 @@ def run(
         stage("syncing state")
         pipeline.sync_destination()
     known = _known_columns(pipeline)
+    report.had_rows = tables_with_rows(destination_url, source)
 
     stage("extracting")
     stops.take(source)  # forget stops of an earlier run in this process
