@@ -7,6 +7,7 @@ package and return without extracting), and reports rows per table and schema ch
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import time
@@ -33,6 +34,22 @@ from loaders.schema_evolution import (
 
 # dlt writes parquet from the arrow batches and loads it into Postgres through ADBC
 LOADER_FILE_FORMAT = "parquet"
+
+
+def _bound_memory() -> None:
+    """Peak memory of a large load: what is held per file, and what arrow gives back.
+
+    The ADBC PostgreSQL driver holds every row of one ingest: dlt's own switch makes it
+    one ingest per parquet row group (one extracted batch). Arrow's default allocator
+    (mimalloc) keeps freed batches; jemalloc returns them to the system, so extraction's
+    batches do not stay in the process while the files load. For all sources.
+    """
+    import pyarrow as pa
+    from dlt.destinations.impl.postgres.postgres import PostgresParquetCopyJob
+
+    PostgresParquetCopyJob._ingest_per_rowgroup = True
+    with contextlib.suppress(NotImplementedError):  # an arrow built without jemalloc
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
 @dataclass
@@ -170,6 +187,7 @@ def run(
     """
     started = time.monotonic()
     kill_switch.install()  # a test hook; nothing unless ELT_TEST_KILL_AT is set
+    _bound_memory()
     stage = on_stage or (lambda _name: None)
     contract = contract_for(source)
     pipeline = pipeline_for(source, destination_url, pipelines_dir, progress)
