@@ -40,6 +40,8 @@ class Versioning:
 
     key: tuple[str, ...]
     cursor: str
+    # a load brings at most one version of a key (one snapshot read of a database table)
+    one_version_per_load: bool = False
 
 
 @dataclass
@@ -109,12 +111,16 @@ def compact(
     pipelines_dir: Path,
     source_overrides: dict[str, Any] | None = None,
     load_ids: list[str] | None = None,
+    had_rows: frozenset[str] | None = None,
 ) -> CompactionReport:
     """Remove superseded versions and abandoned orphan rows of `source`, in one transaction.
 
     The caller holds the source's load lock. `load_ids` (the loads just completed) limits
     the search for superseded versions to the keys those loads brought, which is where new
     ones can be; without it every key is looked at (`elt compact`).
+    `had_rows` are the tables that held rows before those loads (`tables_with_rows`): the
+    others have no orphans, and no superseded version either where one load brought one
+    version per key, so a first load's millions of rows are not scanned for nothing.
     """
     started = time.monotonic()
     dataset = dataset_name(source)
@@ -128,7 +134,8 @@ def compact(
             tables = _loaded_tables(cur, dataset)
             if not tables or "_dlt_loads" not in _dlt_tables(cur, dataset):
                 return report
-            orphans = _orphan_loads(cur, dataset, tables)
+            filled = [t for t in tables if had_rows is None or t in had_rows]
+            orphans = _orphan_loads(cur, dataset, filled)
             pending = _pending_here(pipelines_dir / f"elt_{source}", orphans)
             newest = _newest_completed(cur, dataset)
             abandoned = [
@@ -138,9 +145,13 @@ def compact(
             ]
             for table in tables:
                 counts = {"superseded": 0, "orphans": 0}
-                if abandoned:
+                fresh = had_rows is not None and table not in had_rows
+                if abandoned and not fresh:
                     counts["orphans"] = _delete_loads(cur, dataset, table, abandoned)
                 spec = tables_versioning.get(table)
+                one_load = load_ids is not None and len(load_ids) == 1
+                if fresh and one_load and spec is not None and spec.one_version_per_load:
+                    spec = None
                 if spec is not None:
                     counts["superseded"] = _delete_superseded(
                         cur, dataset, table, spec, load_ids, row_id
@@ -154,6 +165,34 @@ def compact(
         conn.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def tables_with_rows(destination_url: str, source: str) -> frozenset[str] | None:
+    """The source's loaded tables holding at least one row, taken before a load: `compact`
+    skips the scans of the others after it. None where compaction does not apply, or on
+    doubt (which costs a full compaction, never a wrong one). Each probe stops at a row."""
+    warehouse = engines.warehouse_for_url(destination_url)
+    if engines.of(warehouse).ROW_ID is None:
+        return None
+    dataset = dataset_name(source)
+    try:
+        with contextlib.closing(warehouse.connect()) as conn, conn.cursor() as cur:
+            tables = _loaded_tables(cur, dataset)
+            if not tables:
+                return frozenset()
+            cur.execute(
+                " union all ".join(
+                    f"select {_literal(t)} where exists (select 1 from {_q(dataset, t)})"
+                    for t in tables
+                )
+            )
+            return frozenset(row[0] for row in cur.fetchall())
+    except Exception:
+        return None
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _q(dataset: str, table: str) -> str:

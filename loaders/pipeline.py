@@ -7,6 +7,7 @@ package and return without extracting), and reports rows per table and schema ch
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loaders import SOURCES, dataset_name, kill_switch, stops
+from loaders.compaction import tables_with_rows
 from loaders.schema_evolution import (
     ContractConfigError,
     FrozenDroppedColumn,
@@ -32,6 +34,22 @@ from loaders.schema_evolution import (
 
 # dlt writes parquet from the arrow batches and loads it into Postgres through ADBC
 LOADER_FILE_FORMAT = "parquet"
+
+
+def _bound_memory() -> None:
+    """Peak memory of a large load: what is held per file, and what arrow gives back.
+
+    The ADBC PostgreSQL driver holds every row of one ingest: dlt's own switch makes it
+    one ingest per parquet row group (one extracted batch). Arrow's default allocator
+    (mimalloc) keeps freed batches; jemalloc returns them to the system, so extraction's
+    batches do not stay in the process while the files load. For all sources.
+    """
+    import pyarrow as pa
+    from dlt.destinations.impl.postgres.postgres import PostgresParquetCopyJob
+
+    PostgresParquetCopyJob._ingest_per_rowgroup = True
+    with contextlib.suppress(NotImplementedError):  # an arrow built without jemalloc
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
 @dataclass
@@ -63,6 +81,9 @@ class LoadReport:
     compaction: dict[str, Any] | None = None
     # keys gone from the source, per table: tombstones appended (loaders/shop/deletes.py)
     deleted: dict[str, int] = field(default_factory=dict)
+    # loaded tables holding rows before this run's extraction (loaders/compaction.py); None:
+    # not known
+    had_rows: frozenset[str] | None = None
 
     @property
     def total_rows(self) -> int:
@@ -132,15 +153,10 @@ def pipeline_for(
     source: str, destination_url: str, pipelines_dir: Path, progress: Any = None
 ) -> Any:
     import dlt
-    from dlt.destinations.impl.postgres.postgres import PostgresParquetCopyJob
 
     from runtime import engines
 
-    # one ADBC ingest per parquet row group (one extracted batch), not per file: the
-    # driver holds what it ingests in memory, so a load's peak no longer grows with the
-    # rows of a file times the load workers
-    PostgresParquetCopyJob._ingest_per_rowgroup = True
-
+    _bound_memory()
     return dlt.pipeline(
         pipeline_name=f"elt_{source}",
         destination=engines.dlt_destination(destination_url),
@@ -192,6 +208,7 @@ def run(
         stage("syncing state")
         pipeline.sync_destination()
     known = _known_columns(pipeline)
+    report.had_rows = tables_with_rows(destination_url, source)
 
     stage("extracting")
     stops.take(source)  # forget stops of an earlier run in this process

@@ -182,6 +182,7 @@ def load_source(name: str, runtime: Runtime, run: Any, fmt: str, wait: float) ->
                     destination_url=runtime.warehouse.url,
                     pipelines_dir=runtime.pipelines_dir,
                     load_ids=completed,
+                    had_rows=report.had_rows,
                 ).as_dict()
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise

@@ -26,7 +26,9 @@ from loaders.shop.values import (
     NULL_CURSOR_POLICIES,
     RowQuarantine,
     TableRules,
+    Unrepresentable,
     exact_decimal,
+    fast_select,
     is_numeric,
     safe_select,
 )
@@ -43,7 +45,7 @@ def shop(
     tables: dict[str, Any] = dlt.config.value,
     schema: str = "public",
     backend: str = "connectorx",
-    chunk_size: int = 100_000,
+    chunk_size: int = 50_000,
     lag_seconds: float = 600,
     null_cursor: str = "quarantine",
     connect_timeout_seconds: float = 10,
@@ -137,7 +139,7 @@ def shop(
             incremental=cursor_incremental(table, cursor, lag_seconds),
             write_disposition=write_disposition,
             primary_key=primary_key,
-            query_adapter_callback=safe_select,
+            query_adapter_callback=fast_select if backend == "connectorx" else safe_select,
             table_adapter_callback=partial(_adapt_table, primary_key=primary_key),
         )
         sql_columns = _remembered.pop(table, {})
@@ -158,6 +160,8 @@ def shop(
         # the quarantine table's own hints: a variant made on the fly would start from
         # this table's columns (dlt copies the resource's hints into a new variant)
         resource._set_hints(quarantine_hints, create_table_variant=True)
+        if backend == "connectorx":  # values judged in arrow (see values.py)
+            resource.add_map(Unrepresentable(sql_columns))
         resource.add_map(LagWindowFilter(table, primary_key, cursor, lag_seconds))
         resource.add_map(add_load_metadata(SOURCE_NAME))
         resource.add_yield_map(RowQuarantine(rules, quarantine_hints))
@@ -289,8 +293,15 @@ def versioning(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from loaders.compaction import Versioning
 
     tables = (overrides or {}).get("tables") or dlt.config.get("sources.shop.tables", dict)
+    mode = (overrides or {}).get("mode") or dlt.config.get("sources.shop.mode", str) or "cursor"
     return {
-        table: Versioning(tuple(spec["primary_key"]), spec.get("cursor", "updated_at"))
+        table: Versioning(
+            tuple(spec["primary_key"]),
+            spec.get("cursor", "updated_at"),
+            # a cursor read is one snapshot of the table; a replication slot may hold many
+            # changes of a key
+            one_version_per_load=spec.get("mode", mode) == "cursor",
+        )
         for table, spec in tables.items()
         if spec.get("primary_key")
     }

@@ -139,3 +139,54 @@ def test_null_cursor_fail_is_a_data_failure_with_a_hint(seeded, shop_url):
     error = describe_failure("shop", "extracting", caught.value)
     assert isinstance(error, DataError) and "cursor updated_at is NULL" in str(error)
     assert 'null_cursor = "quarantine"' in error.hint
+
+
+HOSTILE = {"primary_key": ["entry_id"], "cursor": "updated_at"}
+
+
+@pytest.mark.parametrize("backend", ["connectorx", "pyarrow"])
+def test_both_backends_quarantine_the_same_hostile_values_with_the_same_reasons(
+    seeded, warehouse, shop_url, backend
+):
+    """connectorx judges values in arrow, pyarrow in SQL: the same rows, columns, reasons."""
+    execute(
+        shop_url,
+        "create table hostile (entry_id bigint primary key, updated_at timestamptz,"
+        " amount numeric, booked_on date, noted_at timestamp)",
+    )
+    execute(
+        shop_url,
+        "insert into hostile values"
+        " (1, now(), 1.25, '2024-01-01', '2024-01-01 10:00'),"
+        " (2, now(), 'NaN', 'infinity', '9999-12-31 23:59:59.999999'),"
+        " (3, now(), 2.5, '0001-01-01', '0001-01-01 00:00:00'),"
+        " (4, now(), '-Infinity', '10000-01-01', '-infinity'),"
+        " (5, now(), 2, '0001-12-31 BC', '200000-01-01'),"
+        " (6, 'infinity', 3, '5874897-12-31', '10000-01-01'),"
+        " (7, '0044-03-15 BC', 4, '2024-02-29', null),"
+        " (8, now(), 'Infinity', '9999-12-31', null)",
+    )
+    report = load(seeded, backend=backend, tables={"hostile": HOSTILE})
+    assert report.counts["hostile"] == {"read": 8, "loaded": 2, "quarantined": 6}
+    date = "date outside the warehouse range (years 1..9999, no infinity)"
+    stamp = "timestamp outside the warehouse range (years 1..9999, no infinity)"
+    nan = "NaN or Infinity has no value in the warehouse"
+    assert query(
+        warehouse,
+        "select row_key, column_name, reason from elt_audit.quarantine"
+        " where feed = 'hostile' order by row_key",
+    ) == [
+        ("entry_id=2", "amount, booked_on", f"column amount: {nan}; column booked_on: {date}"),
+        ("entry_id=4", "amount, booked_on, noted_at",
+         f"column amount: {nan}; column booked_on: {date}; column noted_at: {stamp}"),
+        ("entry_id=5", "booked_on, noted_at",
+         f"column booked_on: {date}; column noted_at: {stamp}"),
+        ("entry_id=6", "updated_at, booked_on, noted_at",
+         f"column updated_at: {stamp}; column booked_on: {date}; column noted_at: {stamp}"),
+        ("entry_id=7", "updated_at", f"column updated_at: {stamp}"),
+        ("entry_id=8", "amount", f"column amount: {nan}"),
+    ]  # fmt: skip
+    assert query(warehouse, "select entry_id, amount from raw_shop.hostile order by 1") == [
+        (1, "1.25"),
+        (3, "2.5"),
+    ]

@@ -119,6 +119,32 @@ def test_compaction_leaves_one_version_per_key_and_staging_unchanged(seeded, war
     assert compact(seeded).total_removed == 0
 
 
+def test_a_load_records_which_tables_held_rows_before_it_and_compaction_still_finds_versions(
+    seeded, warehouse, shop_url
+):
+    """A first load's tables were empty: compaction skips their scans. A later load's tables
+    held rows: its superseded versions go as without the hint."""
+    from pathlib import Path
+
+    first = load(seeded)
+    assert first.had_rows == frozenset()
+    assert compaction.versioning("shop")["orders"].one_version_per_load
+    changes = shop.tick(shop_url)
+    second = load(seeded)
+    assert second.had_rows == frozenset(shop.counts(shop_url))
+    report = compaction.compact(
+        "shop",
+        destination_url=seeded["ELT_WAREHOUSE_URL"],
+        pipelines_dir=Path(seeded["ELT_PIPELINES_DIR"]),
+        load_ids=second.load_ids,
+        had_rows=second.had_rows,
+    )
+    assert report.removed["customers"] == {"superseded": changes["customers_updated"], "orphans": 0}
+    assert counts(warehouse, "raw_shop", "customers", "customer_id")[0] == len(
+        source_rows(shop_url, "customers", "customer_id")
+    )
+
+
 def _late_commit_scenario(env, shop_url, **overrides):
     """A row whose transaction began before a load and committed after it."""
     load(env, **overrides)
