@@ -37,7 +37,7 @@ demo: setup
 # per worker at a time (modules build on their own warehouse in file order)
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # the Spark flow on a local standalone cluster (README "Running on Spark"): the optional
 # extra is installed here only; the marker keeps these tests out of `make test`
