@@ -57,20 +57,20 @@ def pytest_sessionstart(session) -> None:
             embedded.ensure_running(PROJECT)
 
 
-# The slowest modules, slowest first (measured, README "Development"): `make test` hands
-# them out first, so the two workers do not end with one of them running alone.
+# The slowest modules, slowest first (their share of a serial run, 29 Nov 2026): `make
+# test` hands them out first, so the two workers do not end with one of them running alone.
 SLOW_MODULES = (
-    "tests/cli/test_transform_gate.py",
     "tests/e2e/test_shop_flow.py",
-    "tests/cli/test_locks.py",
-    "tests/cli/test_analyst_tools.py",
-    "tests/e2e/test_quality.py",
-    "tests/diagnostics/test_audit.py",
-    "tests/loaders/test_kill_at_stage_boundaries.py",
     "tests/e2e/test_raw_log_and_isolated_sources.py",
+    "tests/engines/test_identical_marts.py",
+    "tests/loaders/test_kill_at_stage_boundaries.py",
+    "tests/cli/test_transform_gate.py",
+    "tests/e2e/test_quality.py",
+    "tests/loaders/test_deletes_replication.py",
+    "tests/loaders/test_deletes_reconcile.py",
     "tests/observability/test_observability_flow.py",
     "tests/cli/test_signals.py",
-    "tests/test_lint.py",
+    "tests/security/test_canary.py",
 )
 
 
