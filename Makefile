@@ -32,9 +32,12 @@ demo: setup
 	@echo "  $(BIN)/elt sql \"select * from marts.rpt_daily_revenue limit 5\""
 	@echo "  $(BIN)/elt demo --tick && $(BIN)/elt load && $(BIN)/elt transform"
 
-# the suite includes lint (tests/test_lint.py: ruff, sqlfluff with the dbt templater)
+# the suite includes lint (tests/test_lint.py: ruff, sqlfluff with the dbt templater);
+# two pytest-xdist workers, each with its own ELT_HOME and embedded server, one test module
+# per worker at a time (modules build on their own warehouse in file order)
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # the Spark flow on a local standalone cluster (README "Running on Spark"): the optional
 # extra is installed here only; the marker keeps these tests out of `make test`

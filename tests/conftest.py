@@ -5,12 +5,19 @@ temporary folder set here, before any test and for every `elt` subprocess), its 
 embedded server there, stopped with any demo API at the end and the folder removed, so
 no process is left running. Or the server named by `ELT_TEST_SERVER_URL` (a
 postgresql:// URL of any database on that server; e.g. the machine's own Postgres).
+
+Under pytest-xdist (`make test` runs two workers, one test module per worker at a time)
+each worker imports this file in its own process: its own home, its own embedded server.
+What the workers share is the checkout: the first steps that write into it or into the
+system (the dbt package subset in `dbt/dbt_packages/`, the server's OS user) run one
+worker at a time, under a lock (`pytest_sessionstart`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import shutil
 import tempfile
@@ -30,6 +37,47 @@ SERVER_ENV = "ELT_TEST_SERVER_URL"
 SUITE_HOME = Path(tempfile.mkdtemp(prefix="elt-test-home-"))
 os.environ[embedded.HOME_ENV] = str(SUITE_HOME)
 os.environ["ELT_LOGS__DIR"] = str(SUITE_HOME / "logs")  # run logs (runtime/runlog.py) too
+
+
+def pytest_sessionstart(session) -> None:
+    """One worker at a time: install the dbt package subset into the checkout and start
+    this worker's embedded server (the first start creates the server's OS user)."""
+    from elt.dbt_packages import ensure_installed
+
+    config = session.config
+    if config.option.collectonly or (
+        getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    ):
+        return  # collecting, or xdist's controller: no test runs in this process
+    lock = Path(tempfile.gettempdir()) / "elt-test-suite-start.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        ensure_installed(PROJECT / "dbt")
+        if not os.environ.get(SERVER_ENV):
+            embedded.ensure_running(PROJECT)
+
+
+# The slowest modules, slowest first (their share of a serial run, 29 Nov 2026): `make
+# test` hands them out first, so the two workers do not end with one of them running alone.
+SLOW_MODULES = (
+    "tests/e2e/test_shop_flow.py",
+    "tests/e2e/test_raw_log_and_isolated_sources.py",
+    "tests/engines/test_identical_marts.py",
+    "tests/loaders/test_kill_at_stage_boundaries.py",
+    "tests/cli/test_transform_gate.py",
+    "tests/e2e/test_quality.py",
+    "tests/loaders/test_deletes_replication.py",
+    "tests/loaders/test_deletes_reconcile.py",
+    "tests/observability/test_observability_flow.py",
+    "tests/cli/test_signals.py",
+    "tests/security/test_canary.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """SLOW_MODULES first; every module keeps its tests in file order."""
+    rank = {path: index for index, path in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
