@@ -1,0 +1,180 @@
+{#-
+    Incremental marts under write-audit-publish: after a small delta a mart rebuilds only
+    the rows whose inputs changed, in its build (`marts__wap`), and the publish copies only
+    those rows into the published table (`marts`).
+
+    A mart opts in with `materialized: incremental`, `incremental_strategy:
+    elt_changed_keys` (dbt_project.yml) and, in its YAML, `meta.elt_incremental`: the
+    upstream models whose rows carry a `dlt_load_id`, and how a changed upstream row maps to
+    the mart's key (`unique_key`):
+
+        elt_incremental:
+          - {model: stg_shop__orders, column: order_id}         # column holds the mart's key
+          - model: dim_customers                                # or, through another model:
+            column: customer_id                                 #   the mart keys of its rows
+            through: {model: stg_shop__orders, column: customer_id, key: order_id}
+
+    The changed keys are those of upstream rows brought by a load newer than the mark the
+    last publish recorded for that upstream (`elt_audit.mart_marks`: the newest load id
+    each upstream held when the published table was made). The marks move only with a
+    publish, in the publish's transaction, so:
+
+    - a build whose tests fail publishes nothing and keeps the marks: the next build
+      recomputes every key changed since the published state (its own included);
+    - a crash leaves the published table and its marks as they were (Postgres: the build
+      and the publish are each one transaction);
+    - a full build (first build, `--full-refresh`) deletes the model's marks, so the next
+      publish copies the whole table instead of the changed rows.
+
+    Upstreams must be tables (incremental staging, marts), never views over raw: a view
+    could show a load completed after the build read it, and the mark would skip it. The
+    transform lock keeps them unchanged between the build and the publish.
+-#}
+
+{% macro elt_marks_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='elt_audit', identifier='mart_marks')) }}
+{%- endmacro %}
+
+
+{#- on-run-start: the marks table (elt_audit exists: ensure_audit_schema) -#}
+{% macro ensure_mart_marks() -%}
+    {%- if execute and target.type != 'spark' -%}
+        {%- call statement('ensure_mart_marks') -%}
+            create table if not exists {{ elt_marks_relation() }} (
+                model {{ dbt.type_string() }},
+                upstream {{ dbt.type_string() }},
+                load_id {{ dbt.type_numeric() }}
+            )
+        {%- endcall -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- the relation dbt builds a model into, looked up by name (its build, for a WAP mart) -#}
+{% macro elt_node_relation(name) -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == name -%}
+        {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error('elt_incremental names an unknown model: ' ~ name) }}
+{%- endmacro %}
+
+
+{#- the incremental settings of a model node (its `meta.elt_incremental`) -#}
+{% macro elt_incremental_upstreams(node) -%}
+    {%- set meta = (node.config.get('meta') if node.config is not none else {}) or {} -%}
+    {{ return(meta.get('elt_incremental') or []) }}
+{%- endmacro %}
+
+
+{#- SQL: the mart keys whose inputs changed since the marks of the published table -#}
+{% macro elt_changed_keys(node) -%}
+    {%- set marks = elt_marks_relation() -%}
+    {%- for upstream in elt_incremental_upstreams(node) %}
+        {%- set relation = elt_node_relation(upstream.model) %}
+        {%- set newer -%}
+            {{ dbt.cast('changed.dlt_load_id', dbt.type_numeric()) }} > (
+                select coalesce(max(marks.load_id), -1)
+                from {{ marks }} as marks
+                where marks.model = '{{ node.name }}' and marks.upstream = '{{ upstream.model }}'
+            )
+        {%- endset %}
+        {%- if upstream.through %}
+            select through_rows.{{ upstream.through.key }} as changed_key
+            from {{ elt_node_relation(upstream.through.model) }} as through_rows
+            where through_rows.{{ upstream.through.column }} in (
+                select changed.{{ upstream.column }} from {{ relation }} as changed
+                where {{ newer }}
+            )
+        {%- else %}
+            select changed.{{ upstream.column }} as changed_key
+            from {{ relation }} as changed
+            where {{ newer }}
+        {%- endif %}
+        {{ 'union' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#-
+    A predicate on the model's key column for its SQL body: on an incremental run, only the
+    changed keys (an array on Postgres, which the planner pushes below a GROUP BY); empty
+    otherwise. `column`: the key column as the CTE names it.
+-#}
+{% macro elt_changed_keys_filter(column) -%}
+    {%- if is_incremental() -%}
+        {{ adapter.dispatch('elt_in_changed_keys')(column, elt_changed_keys(model)) }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro postgres__elt_in_changed_keys(column, keys) -%}
+    {{ column }} = any(array({{ keys }}))
+{%- endmacro %}
+
+{% macro default__elt_in_changed_keys(column, keys) -%}
+    {{ column }} in ({{ keys }})
+{%- endmacro %}
+
+
+{#-
+    The `elt_changed_keys` incremental strategy: delete the changed keys from the build
+    (rows now deleted upstream leave with them), insert the rebuilt rows.
+-#}
+{% macro get_incremental_elt_changed_keys_sql(arg_dict) -%}
+    {%- set target_relation = arg_dict['target_relation'] -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target_relation }}
+    where {{ arg_dict['unique_key'] }} in (
+        select changed_keys.changed_key from ({{ elt_changed_keys(model) }}) as changed_keys
+    );
+    insert into {{ target_relation }} ({{ columns }})
+    select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+
+{#- post-hook: a full build forgets the marks (the next publish copies the whole table) -#}
+{% macro elt_forget_marks_on_full_build() -%}
+    {%- if model.config.get('materialized') == 'incremental' and not is_incremental() -%}
+        delete from {{ elt_marks_relation() }} where model = '{{ model.name }}'
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- an incremental mart whose published table can take only its changed rows -#}
+{% macro elt_publishes_changes(node, published) -%}
+    {%- if node.config.get('materialized') != 'incremental' or flags.FULL_REFRESH or published is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        'select count(*) from ' ~ elt_marks_relation() ~ " where model = '" ~ node.name ~ "'"
+    ) -%}
+    {{ return(found.columns[0].values()[0] | int > 0) }}
+{%- endmacro %}
+
+
+{#- SQL statements: copy the changed rows of `audited` into `published` -#}
+{% macro elt_publish_changes(node, audited, published) -%}
+    {%- set key = node.config.get('unique_key') -%}
+    {%- set changed = adapter.quote(node.alias ~ '__elt_changed') -%}
+    drop table if exists {{ changed }};
+    create temporary table {{ changed }} as {{ elt_changed_keys(node) }};
+    delete from {{ published }} where {{ key }} in (select changed_key from {{ changed }});
+    insert into {{ published }}
+    select * from {{ audited }} where {{ key }} in (select changed_key from {{ changed }});
+    drop table {{ changed }};
+{%- endmacro %}
+
+
+{#- SQL statements: the marks of the table just published, one per upstream -#}
+{% macro elt_record_marks(node) -%}
+    delete from {{ elt_marks_relation() }} where model = '{{ node.name }}';
+    {%- for upstream in elt_incremental_upstreams(node) | map(attribute='model') | unique %}
+    insert into {{ elt_marks_relation() }} (model, upstream, load_id)
+    select '{{ node.name }}', '{{ upstream }}',
+        coalesce(max({{ dbt.cast('dlt_load_id', dbt.type_numeric()) }}), -1)
+    from {{ elt_node_relation(upstream) }};
+    {%- endfor %}
+{%- endmacro %}
