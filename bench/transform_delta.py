@@ -257,9 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{name:<16} {result['seconds']:>8.1f} {result['dbt_seconds']:>8.1f}  {slowest}")
     goal = report["goals"][0]
-    print(
-        f"\n{goal['name']}: {goal['measured']}, goal {goal['target']}: {'met' if met else 'NOT met'}"
-    )
+    verdict = "met" if met else "NOT met"
+    print(f"\n{goal['name']}: {goal['measured']}, goal {goal['target']}: {verdict}")
     print(f"load average before {load_before[0]:.2f}, after {report['load_average_after'][0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

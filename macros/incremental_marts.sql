@@ -95,25 +95,55 @@
 {%- endmacro %}
 
 
+{#- where an incremental run keeps its changed keys: beside its build -#}
+{% macro elt_changed_relation(node) -%}
+    {{ return(api.Relation.create(
+        database=node.database, schema=node.schema, identifier=node.alias ~ '__elt_changed'
+    )) }}
+{%- endmacro %}
+
+
+{#-
+    pre-hook: on an incremental run, the changed keys into a table beside the build, once:
+    the model's filters, the strategy's delete and the publish read it.
+-#}
+{% macro elt_collect_changed_keys() -%}
+    {%- if model.config.get('materialized') != 'incremental' -%}
+        select 1
+    {%- else -%}
+        {%- set changed = elt_changed_relation(model) -%}
+        {#- a full build leaves none: its publish computes them (or copies the whole table) -#}
+        drop table if exists {{ changed }}
+        {%- if is_incremental() -%}
+        ;
+        create table {{ changed }} as
+        select changed_keys.changed_key as {{ model.config.get('unique_key') }}
+        from ({{ elt_changed_keys(model) }}) as changed_keys
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#-
     A predicate on the model's key column for its SQL body: on an incremental run, only the
-    changed keys (an array on Postgres, which the planner pushes below a GROUP BY); empty
+    changed keys (as an array on Postgres, which the planner pushes below a GROUP BY); true
     otherwise. `column`: the key column as the CTE names it.
 -#}
 {% macro elt_changed_keys_filter(column) -%}
     {%- if is_incremental() -%}
-        {{ adapter.dispatch('elt_in_changed_keys')(column, elt_changed_keys(model)) }}
+        {{ adapter.dispatch('elt_in_changed_keys')(column, elt_changed_relation(model)) }}
     {%- else -%}
         true
     {%- endif -%}
 {%- endmacro %}
 
-{% macro postgres__elt_in_changed_keys(column, keys) -%}
-    {{ column }} = any(array({{ keys }}))
+{#- `changed`: a table of keys in a column named as `column` -#}
+{% macro postgres__elt_in_changed_keys(column, changed) -%}
+    {{ column }} = any(array(select changed_keys.{{ column }} from {{ changed }} as changed_keys))
 {%- endmacro %}
 
-{% macro default__elt_in_changed_keys(column, keys) -%}
-    {{ column }} in ({{ keys }})
+{% macro default__elt_in_changed_keys(column, changed) -%}
+    {{ column }} in (select changed_keys.{{ column }} from {{ changed }} as changed_keys)
 {%- endmacro %}
 
 
@@ -126,7 +156,8 @@
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ target_relation }}
     where {{ arg_dict['unique_key'] }} in (
-        select changed_keys.changed_key from ({{ elt_changed_keys(model) }}) as changed_keys
+        select changed_keys.{{ arg_dict['unique_key'] }}
+        from {{ elt_changed_relation(model) }} as changed_keys
     );
     insert into {{ target_relation }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
@@ -155,12 +186,21 @@
 {%- endmacro %}
 
 
-{#- SQL statements: copy the changed rows of `audited` into `published` -#}
+{#-
+    SQL statements: copy the changed rows of `audited` into `published`. The keys are those
+    this run's build collected (the same: upstreams and marks have not moved since), or,
+    when the build was a full one, computed here.
+-#}
 {% macro elt_publish_changes(node, audited, published) -%}
     {%- set key = node.config.get('unique_key') -%}
+    {%- set collected = elt_changed_relation(node) -%}
     {%- set changed = adapter.quote(node.alias ~ '__elt_changed') -%}
-    drop table if exists {{ changed }};
+    {%- if elt_changed_key_column(collected) is none %}
     create temporary table {{ changed }} as {{ elt_changed_keys(node) }};
+    {%- else %}
+    create temporary table {{ changed }} as select {{ key }} as changed_key from {{ collected }};
+    drop table {{ collected }};
+    {%- endif %}
     delete from {{ published }} where {{ key }} in (select changed_key from {{ changed }});
     insert into {{ published }}
     select * from {{ audited }} where {{ key }} in (select changed_key from {{ changed }});
@@ -177,4 +217,74 @@
         coalesce(max({{ dbt.cast('dlt_load_id', dbt.type_numeric()) }}), -1)
     from {{ elt_node_relation(upstream) }};
     {%- endfor %}
+{%- endmacro %}
+
+
+{#-
+    The key column of a changed-keys table, or none where there is none: asked of the
+    catalog (dbt's relation cache does not see tables hooks made).
+-#}
+{% macro elt_changed_key_column(relation) -%}
+    {%- set found = run_query(
+        "select column_name from information_schema.columns where lower(table_schema) = '"
+        ~ relation.schema | lower ~ "' and lower(table_name) = '" ~ relation.identifier | lower ~ "'"
+    ) -%}
+    {{ return(found.columns[0].values()[0] if found.rows | length == 1 else none) }}
+{%- endmacro %}
+
+
+{#-
+    A predicate on `column` (the mart's key) that keeps only the rows this run rebuilt, when
+    `relation` is an incremental mart built incrementally in this run; true otherwise. Rows
+    outside it are as they were in the published table, whose tests passed.
+-#}
+{% macro elt_rebuilt_rows_filter(relation, column) -%}
+    {%- set changed = api.Relation.create(
+        database=relation.database, schema=relation.schema,
+        identifier=relation.identifier ~ '__elt_changed'
+    ) -%}
+    {%- if execute and target.type != 'spark' and elt_changed_key_column(changed) == column -%}
+        {{ adapter.dispatch('elt_in_changed_keys')(column, changed) }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    Row-level generic tests (each row passes or fails on its own values) of an incremental
+    mart read only the rows this run rebuilt: the rest passed them before being published.
+    Tests over the whole table (unique, row counts, compound keys) and the `to` side of a
+    relationship read everything, as do all tests after a full build. Otherwise dbt's own
+    `where` config, as dbt does it.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- set test = (model.get('test_metadata') or {}) if model is mapping else {} -%}
+    {%- if execute and target.type != 'spark' and test.get('name') in elt_row_level_tests()
+        and relation.identifier is not none
+        and (relation.schema or '').endswith(elt_audit_suffix()) -%}
+        {%- set changed = api.Relation.create(
+            database=relation.database, schema=relation.schema,
+            identifier=relation.identifier ~ '__elt_changed'
+        ) -%}
+        {%- set key = elt_changed_key_column(changed) -%}
+        {%- if key is not none -%}
+            {%- set rebuilt = adapter.dispatch('elt_in_changed_keys')(key, changed) -%}
+            {%- set where = '(' ~ rebuilt ~ ')' ~ (' and (' ~ where ~ ')' if where else '') -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+    {%- endif -%}
+    {%- do return(relation) -%}
+{%- endmacro %}
+
+
+{% macro elt_row_level_tests() -%}
+    {{ return([
+        'not_null', 'accepted_values', 'relationships', 'non_negative',
+        'expect_column_values_to_be_between', 'expect_column_values_to_match_regex',
+        'expect_column_pair_values_A_to_be_greater_than_B',
+    ]) }}
 {%- endmacro %}
