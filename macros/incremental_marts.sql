@@ -15,7 +15,7 @@
             through: {model: stg_shop__orders, column: customer_id, key: order_id}
 
     The changed keys are those of upstream rows brought by a load newer than the mark the
-    last publish recorded for that upstream (`elt_audit.mart_marks`: the newest load id
+    last publish recorded for that upstream (`elt_audit.incremental_marks`: the newest load id
     each upstream held when the published table was made). The marks move only with a
     publish, in the publish's transaction, so:
 
@@ -32,14 +32,14 @@
 -#}
 
 {% macro elt_marks_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema='elt_audit', identifier='mart_marks')) }}
+    {{ return(api.Relation.create(database=target.database, schema='elt_audit', identifier='incremental_marks')) }}
 {%- endmacro %}
 
 
 {#- on-run-start: the marks table (elt_audit exists: ensure_audit_schema) -#}
-{% macro ensure_mart_marks() -%}
+{% macro ensure_incremental_marks() -%}
     {%- if execute and target.type != 'spark' -%}
-        {%- call statement('ensure_mart_marks') -%}
+        {%- call statement('ensure_incremental_marks') -%}
             create table if not exists {{ elt_marks_relation() }} (
                 model {{ dbt.type_string() }},
                 upstream {{ dbt.type_string() }},
@@ -252,32 +252,96 @@
 
 
 {#-
-    Row-level generic tests (each row passes or fails on its own values) of an incremental
-    mart read only the rows this run rebuilt: the rest passed them before being published.
+    Row-level generic tests (each row passes or fails on its own values) read only the rows
+    not yet verified:
+    - of an incremental mart built incrementally in this run, the rows it rebuilt (the rest
+      passed before being published);
+    - of an incremental staging model, the rows of loads newer than its tested mark: the
+      newest load id it held at the end of the last run in which all its tests passed
+      (`elt_record_tested_marks`). Rows are only ever replaced by newer loads' versions, and
+      a source's loads complete in load id order (one load per source at a time).
     Tests over the whole table (unique, row counts, compound keys) and the `to` side of a
-    relationship read everything, as do all tests after a full build. Otherwise dbt's own
-    `where` config, as dbt does it.
+    relationship read everything, as do all tests after a full build (it forgets the
+    marks). Otherwise dbt's own `where` config, as dbt does it.
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- set test = (model.get('test_metadata') or {}) if model is mapping else {} -%}
     {%- if execute and target.type != 'spark' and test.get('name') in elt_row_level_tests()
-        and relation.identifier is not none
-        and (relation.schema or '').endswith(elt_audit_suffix()) -%}
-        {%- set changed = api.Relation.create(
-            database=relation.database, schema=relation.schema,
-            identifier=relation.identifier ~ '__elt_changed'
-        ) -%}
-        {%- set key = elt_changed_key_column(changed) -%}
-        {%- if key is not none -%}
-            {%- set rebuilt = adapter.dispatch('elt_in_changed_keys')(key, changed) -%}
-            {%- set where = '(' ~ rebuilt ~ ')' ~ (' and (' ~ where ~ ')' if where else '') -%}
+        and relation.identifier is not none -%}
+        {%- set unverified = elt_unverified_rows(relation) -%}
+        {%- if unverified -%}
+            {%- set where = '(' ~ unverified ~ ')' ~ (' and (' ~ where ~ ')' if where else '') -%}
         {%- endif -%}
     {%- endif -%}
     {%- if where -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
     {%- endif -%}
     {%- do return(relation) -%}
+{%- endmacro %}
+
+
+{#- a predicate for the rows of `relation` not yet verified, or none: all of them -#}
+{% macro elt_unverified_rows(relation) -%}
+    {%- if (relation.schema or '').endswith(elt_audit_suffix()) -%}
+        {%- set changed = api.Relation.create(
+            database=relation.database, schema=relation.schema,
+            identifier=relation.identifier ~ '__elt_changed'
+        ) -%}
+        {%- set key = elt_changed_key_column(changed) -%}
+        {{ return(adapter.dispatch('elt_in_changed_keys')(key, changed) if key is not none else none) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        'select max(load_id) from ' ~ elt_marks_relation() ~ " where model = '"
+        ~ relation.identifier ~ "' and upstream = '" ~ relation.identifier ~ "'"
+    ) -%}
+    {%- set mark = found.columns[0].values()[0] if found.rows | length else none -%}
+    {%- if mark is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(dbt.cast('dlt_load_id', dbt.type_numeric()) ~ ' > ' ~ mark) }}
+{%- endmacro %}
+
+
+{#-
+    on-run-end: an incremental staging model built in this run whose every test passed
+    (or warned) is verified up to its newest load: record that as its tested mark. The
+    transform lock keeps it unchanged between its build and this hook.
+-#}
+{% macro elt_record_tested_marks(results) -%}
+    {%- if execute and results and target.type != 'spark' -%}
+        {%- set statuses = {} -%}
+        {%- for result in results -%}
+            {%- do statuses.update({result.node.unique_id: result.status | string}) -%}
+        {%- endfor -%}
+        {%- for result in results
+            if result.node.resource_type == 'model' and result.status | string == 'success'
+            and result.node.config.get('materialized') == 'incremental'
+            and not elt_is_audited(result.node) and 'dlt_load_id' in result.node.columns -%}
+            {%- set model_id = result.node.unique_id -%}
+            {%- set passed = [] -%}
+            {%- set tested = [] -%}
+            {%- for node in graph.nodes.values()
+                if node.resource_type == 'test' and elt_tests_model(node, model_id) -%}
+                {%- do tested.append(node.unique_id) -%}
+                {%- if statuses.get(node.unique_id) in ('pass', 'warn') -%}
+                    {%- do passed.append(node.unique_id) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- if tested and passed | length == tested | length -%}
+                {%- set name = result.node.name -%}
+                {%- call statement('elt_record_tested_mark') -%}
+                    delete from {{ elt_marks_relation() }}
+                    where model = '{{ name }}' and upstream = '{{ name }}';
+                    insert into {{ elt_marks_relation() }} (model, upstream, load_id)
+                    select '{{ name }}', '{{ name }}',
+                        max({{ dbt.cast('dlt_load_id', dbt.type_numeric()) }})
+                    from {{ elt_node_relation(name) }}
+                {%- endcall -%}
+                {%- do adapter.commit() -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -62,11 +62,13 @@ def test_a_delta_run_leaves_the_marts_a_full_rebuild_makes(flow):
     assert fingerprint.differences(incremental, marts(engine, warehouse, env)) == []
 
 
-def test_the_published_marks_name_every_upstream_of_an_incremental_mart(flow):
+def test_the_marks_name_every_upstream_of_an_incremental_mart_and_every_tested_staging_model(
+    flow,
+):
     engine, warehouse, _, _ = flow
     if engine != "postgres":
         pytest.skip("read through the embedded PostgreSQL")
-    rows = query(warehouse, "select model, upstream from elt_audit.mart_marks order by 1, 2")
+    rows = query(warehouse, "select model, upstream from elt_audit.incremental_marks order by 1, 2")
     assert rows == [
         ("fct_order_items", "stg_shop__order_items"),
         ("fct_order_items", "stg_shop__orders"),
@@ -75,4 +77,9 @@ def test_the_published_marks_name_every_upstream_of_an_incremental_mart(flow):
         ("fct_orders", "stg_payments__refunds"),
         ("fct_orders", "stg_shop__order_items"),
         ("fct_orders", "stg_shop__orders"),
+        # incremental staging models whose tests all passed: later runs test newer rows only
+        ("stg_payments__payments", "stg_payments__payments"),
+        ("stg_payments__refunds", "stg_payments__refunds"),
+        ("stg_shop__order_items", "stg_shop__order_items"),
+        ("stg_shop__orders", "stg_shop__orders"),
     ]
