@@ -46,6 +46,8 @@
                 load_id {{ dbt.type_numeric() }}
             )
         {%- endcall -%}
+        {#- committed now: DuckDB's other connections (the test threads) read it -#}
+        {%- do adapter.commit() -%}
     {%- endif -%}
 {%- endmacro %}
 
