@@ -128,8 +128,7 @@
 
 {#-
     A predicate on the model's key column for its SQL body: on an incremental run, only the
-    changed keys (as an array on Postgres, which the planner pushes below a GROUP BY); true
-    otherwise. `column`: the key column as the CTE names it.
+    changed keys; true otherwise. `column`: the key column as the CTE names it.
 -#}
 {% macro elt_changed_keys_filter(column) -%}
     {%- if is_incremental() -%}
@@ -139,11 +138,10 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- `changed`: a table of keys in a column named as `column` -#}
-{% macro postgres__elt_in_changed_keys(column, changed) -%}
-    {{ column }} = any(array(select changed_keys.{{ column }} from {{ changed }} as changed_keys))
-{%- endmacro %}
-
+{#-
+    `changed`: a table of keys in a column named as `column`. A semi-join (hashed), not
+    `= any(array(...))`: Postgres compares each row with every element of an array param.
+-#}
 {% macro default__elt_in_changed_keys(column, changed) -%}
     {{ column }} in (select changed_keys.{{ column }} from {{ changed }} as changed_keys)
 {%- endmacro %}
