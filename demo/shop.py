@@ -332,19 +332,29 @@ def _tick_salt(step: int, salt: _Salt) -> int:
     return (step + 1) * _SALTS_PER_TICK + salt
 
 
-def tick(dsn: str, *, step: int | None = None, hard_deletes: int = 0) -> dict[str, int]:
+def tick(
+    dsn: str,
+    *,
+    step: int | None = None,
+    hard_deletes: int = 0,
+    new_orders: int = TICK_NEW_ORDERS,
+    updated_orders: int = TICK_UPDATED_ORDERS,
+) -> dict[str, int]:
     """Simulate a burst of shop activity, in one transaction, for incremental loads to pick up.
 
     Inserts new orders (with items) for existing customers, advances the status of some
     open orders, edits one customer's profile, soft-deletes one order and hard-deletes
     (`delete from`, as most applications do) `hard_deletes` older orders with their items
-    (`elt demo --tick`: TICK_HARD_DELETED_ORDERS). Updates never
+    (`elt demo --tick`: TICK_HARD_DELETED_ORDERS). `new_orders` and `updated_orders` size
+    the burst (bench/transform_delta.py makes it 1% of the orders). Updates never
     set updated_at: the trigger does, exactly as for a real application. Which rows change
     depends on ``step``, which defaults to the current highest order id, so repeated ticks
     touch different rows and the same database state plus step gives the same changes.
     """
     if step is not None and step < 0:
         raise ValueError(f"step must not be negative, got {step}")
+    if new_orders < 0 or updated_orders < 0:
+        raise ValueError("new_orders and updated_orders must not be negative")
     with _transaction(dsn) as cur:
         cur.execute(
             "select (select max(order_id) from orders), (select max(customer_id) from customers)"
@@ -359,7 +369,7 @@ def tick(dsn: str, *, step: int | None = None, hard_deletes: int = 0) -> dict[st
         inserted_orders, inserted_items = _insert_orders(
             cur,
             last_order + 1,
-            last_order + TICK_NEW_ORDERS,
+            last_order + new_orders,
             customers=last_customer,
             span_seconds=0,
         )
@@ -380,7 +390,7 @@ def tick(dsn: str, *, step: int | None = None, hard_deletes: int = 0) -> dict[st
                 limit %(limit)s
             )
             """,
-            {"last_order": last_order, "limit": TICK_UPDATED_ORDERS},
+            {"last_order": last_order, "limit": updated_orders},
         )
         updated_orders = cur.rowcount
 

@@ -12,7 +12,9 @@
     inspection and readers keep the previous one.
 
     After a publish `<schema>__wap.<model>` is a view of the published table, so a later
-    run that selects only a downstream model reads the published upstream.
+    run that selects only a downstream model reads the published upstream. An incremental
+    mart (macros/incremental_marts.sql) keeps its build as a table instead, the state its
+    next build starts from, and its publish copies only the rows that changed.
 
     Each decision is logged as one `publish: ...` line (elt reads them to name what was
     published and what was held back).
@@ -29,7 +31,7 @@
     {{ return(
         node.resource_type == 'model'
         and meta.get('write_audit_publish', false) | string | lower == 'true'
-        and config.get('materialized') == 'table'
+        and config.get('materialized') in ('table', 'incremental')
     ) }}
 {%- endmacro %}
 
@@ -95,10 +97,19 @@
 
 
 {#-
-    Postgres: rename and `set schema` in one transaction, under `lock_timeout`: the
-    previous table is renamed away and dropped, the audited build takes its place.
+    Postgres: one transaction under `lock_timeout`. A table mart: the previous table is
+    renamed away and dropped, the audited build takes its place (`set schema`), and a view
+    of it stays behind. An incremental mart: its changed rows are copied over, or on a
+    full build the whole build is copied in beside and renamed into place; its build stays
+    a table, and its marks are recorded in the same transaction.
 -#}
 {% macro postgres__elt_publish(nodes) -%}
+    {%- set changes_only = {} -%}
+    {%- for node in nodes -%}
+        {%- set target = elt_published_relation(node) -%}
+        {%- set previous = adapter.get_relation(target.database, target.schema, target.identifier) -%}
+        {%- do changes_only.update({node.unique_id: elt_publishes_changes(node, previous)}) -%}
+    {%- endfor -%}
     {%- call statement('elt_publish', auto_begin=true) -%}
         {{ set_transform_timeouts('local') }};
         {%- for node in nodes %}
@@ -108,16 +119,30 @@
             {%- set target = elt_published_relation(node) %}
             {%- set previous = adapter.get_relation(target.database, target.schema, target.identifier) %}
             {%- set retired = target.incorporate(path={'identifier': node.alias ~ '__elt_retired'}) %}
+            {%- set incremental = node.config.get('materialized') == 'incremental' %}
             create schema if not exists {{ adapter.quote(target.schema) }};
+            {%- if changes_only[node.unique_id] %}
+            {{ elt_publish_changes(node, audited, target) }}
+            {%- else %}
             drop table if exists {{ retired }} cascade;
             {%- if previous is not none %}
             alter {{ previous.type }} {{ previous }} rename to {{ adapter.quote(retired.identifier) }};
             {%- endif %}
+            {%- if incremental %}
+            create table {{ target }} as select * from {{ audited }};
+            {%- else %}
             alter table {{ audited }} set schema {{ adapter.quote(target.schema) }};
+            {%- endif %}
             {%- if previous is not none %}
             drop {{ previous.type }} {{ retired.incorporate(type=previous.type) }} cascade;
             {%- endif %}
+            {%- if not incremental %}
             create view {{ audited }} as select * from {{ target }};
+            {%- endif %}
+            {%- endif %}
+            {%- if incremental %}
+            {{ elt_record_marks(node) }}
+            {%- endif %}
         {%- endfor %}
     {%- endcall -%}
     {%- do adapter.commit() -%}
@@ -134,16 +159,29 @@
             database=node.database, schema=node.schema, identifier=node.alias, type='table'
         ) -%}
         {%- set target = elt_published_relation(node) -%}
-        {%- do adapter.create_schema(target) -%}
-        {%- call statement('elt_publish') -%}
-            {{ get_create_table_as_sql(false, target.incorporate(
-                path={'identifier': node.alias ~ '__elt_next'}
-            ), 'select * from ' ~ audited) }}
-        {%- endcall -%}
-        {%- do adapter.drop_relation(target) -%}
-        {%- do adapter.rename_relation(
-            target.incorporate(path={'identifier': node.alias ~ '__elt_next'}), target
-        ) -%}
+        {%- set previous = adapter.get_relation(target.database, target.schema, target.identifier) -%}
+        {%- set incremental = node.config.get('materialized') == 'incremental' -%}
+        {%- if incremental and elt_publishes_changes(node, previous) -%}
+            {%- call statement('elt_publish') -%}
+                {{ elt_publish_changes(node, audited, target) }}
+            {%- endcall -%}
+        {%- else -%}
+            {%- do adapter.create_schema(target) -%}
+            {%- call statement('elt_publish') -%}
+                {{ get_create_table_as_sql(false, target.incorporate(
+                    path={'identifier': node.alias ~ '__elt_next'}
+                ), 'select * from ' ~ audited) }}
+            {%- endcall -%}
+            {%- do adapter.drop_relation(target) -%}
+            {%- do adapter.rename_relation(
+                target.incorporate(path={'identifier': node.alias ~ '__elt_next'}), target
+            ) -%}
+        {%- endif -%}
+        {%- if incremental -%}
+            {%- call statement('elt_record_marks') -%}
+                {{ elt_record_marks(node) }}
+            {%- endcall -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- do adapter.commit() -%}
 {%- endmacro %}

@@ -1,8 +1,10 @@
 with
 
+-- on an incremental run, only the items whose inputs changed (macros/incremental_marts.sql)
 order_items as (
 
     select * from {{ ref('stg_shop__order_items') }}
+    where {{ elt_changed_keys_filter('order_item_id') }}
 
 ),
 

@@ -1,14 +1,17 @@
 with
 
+-- on an incremental run, only the orders whose inputs changed (macros/incremental_marts.sql)
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
+    where {{ elt_changed_keys_filter('order_id') }}
 
 ),
 
 order_items_aggregated as (
 
     select * from {{ ref('int_order_items_aggregated') }}
+    where {{ elt_changed_keys_filter('order_id') }}
 
 ),
 
@@ -21,6 +24,7 @@ customers as (
 order_payments_aggregated as (
 
     select * from {{ ref('int_order_payments_aggregated') }}
+    where {{ elt_changed_keys_filter('order_id') }}
 
 ),
 

@@ -1,0 +1,354 @@
+{#-
+    Incremental marts under write-audit-publish: after a small delta a mart rebuilds only
+    the rows whose inputs changed, in its build (`marts__wap`), and the publish copies only
+    those rows into the published table (`marts`).
+
+    A mart opts in with `materialized: incremental`, `incremental_strategy:
+    elt_changed_keys` (dbt_project.yml) and, in its YAML, `meta.elt_incremental`: the
+    upstream models whose rows carry a `dlt_load_id`, and how a changed upstream row maps to
+    the mart's key (`unique_key`):
+
+        elt_incremental:
+          - {model: stg_shop__orders, column: order_id}         # column holds the mart's key
+          - model: dim_customers                                # or, through another model:
+            column: customer_id                                 #   the mart keys of its rows
+            through: {model: stg_shop__orders, column: customer_id, key: order_id}
+
+    The changed keys are those of upstream rows brought by a load newer than the mark the
+    last publish recorded for that upstream (`elt_audit.incremental_marks`: the newest load id
+    each upstream held when the published table was made). The marks move only with a
+    publish, in the publish's transaction, so:
+
+    - a build whose tests fail publishes nothing and keeps the marks: the next build
+      recomputes every key changed since the published state (its own included);
+    - a crash leaves the published table and its marks as they were (Postgres: the build
+      and the publish are each one transaction);
+    - a full build (first build, `--full-refresh`) deletes the model's marks, so the next
+      publish copies the whole table instead of the changed rows.
+
+    Upstreams must be tables (incremental staging, marts), never views over raw: a view
+    could show a load completed after the build read it, and the mark would skip it. The
+    transform lock keeps them unchanged between the build and the publish.
+-#}
+
+{% macro elt_marks_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='elt_audit', identifier='incremental_marks')) }}
+{%- endmacro %}
+
+
+{#- on-run-start: the marks table (elt_audit exists: ensure_audit_schema) -#}
+{% macro ensure_incremental_marks() -%}
+    {%- if execute and target.type != 'spark' -%}
+        {%- call statement('ensure_incremental_marks') -%}
+            create table if not exists {{ elt_marks_relation() }} (
+                model {{ dbt.type_string() }},
+                upstream {{ dbt.type_string() }},
+                load_id {{ dbt.type_numeric() }}
+            )
+        {%- endcall -%}
+        {#- committed now: DuckDB's other connections (the test threads) read it -#}
+        {%- do adapter.commit() -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- the relation dbt builds a model into, looked up by name (its build, for a WAP mart) -#}
+{% macro elt_node_relation(name) -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == name -%}
+        {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error('elt_incremental names an unknown model: ' ~ name) }}
+{%- endmacro %}
+
+
+{#- the incremental settings of a model node (its `meta.elt_incremental`) -#}
+{% macro elt_incremental_upstreams(node) -%}
+    {%- set meta = (node.config.get('meta') if node.config is not none else {}) or {} -%}
+    {{ return(meta.get('elt_incremental') or []) }}
+{%- endmacro %}
+
+
+{#- SQL: the mart keys whose inputs changed since the marks of the published table -#}
+{% macro elt_changed_keys(node) -%}
+    {%- set marks = elt_marks_relation() -%}
+    {%- for upstream in elt_incremental_upstreams(node) %}
+        {%- set relation = elt_node_relation(upstream.model) %}
+        {%- set newer -%}
+            {{ dbt.cast('changed.dlt_load_id', dbt.type_numeric()) }} > (
+                select coalesce(max(marks.load_id), -1)
+                from {{ marks }} as marks
+                where marks.model = '{{ node.name }}' and marks.upstream = '{{ upstream.model }}'
+            )
+        {%- endset %}
+        {%- if upstream.through %}
+            select through_rows.{{ upstream.through.key }} as changed_key
+            from {{ elt_node_relation(upstream.through.model) }} as through_rows
+            where through_rows.{{ upstream.through.column }} in (
+                select changed.{{ upstream.column }} from {{ relation }} as changed
+                where {{ newer }}
+            )
+        {%- else %}
+            select changed.{{ upstream.column }} as changed_key
+            from {{ relation }} as changed
+            where {{ newer }}
+        {%- endif %}
+        {{ 'union' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- where an incremental run keeps its changed keys: beside its build -#}
+{% macro elt_changed_relation(node) -%}
+    {{ return(api.Relation.create(
+        database=node.database, schema=node.schema, identifier=node.alias ~ '__elt_changed'
+    )) }}
+{%- endmacro %}
+
+
+{#-
+    pre-hook: on an incremental run, the changed keys into a table beside the build, once:
+    the model's filters, the strategy's delete and the publish read it.
+-#}
+{% macro elt_collect_changed_keys() -%}
+    {%- if model.config.get('materialized') != 'incremental' -%}
+        select 1
+    {%- else -%}
+        {%- set changed = elt_changed_relation(model) -%}
+        {#- a full build leaves none: its publish computes them (or copies the whole table) -#}
+        drop table if exists {{ changed }}
+        {%- if is_incremental() -%}
+        ;
+        create table {{ changed }} as
+        select changed_keys.changed_key as {{ model.config.get('unique_key') }}
+        from ({{ elt_changed_keys(model) }}) as changed_keys
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    A predicate on the model's key column for its SQL body: on an incremental run, only the
+    changed keys; true otherwise. `column`: the key column as the CTE names it.
+-#}
+{% macro elt_changed_keys_filter(column) -%}
+    {%- if is_incremental() -%}
+        {{ adapter.dispatch('elt_in_changed_keys')(column, elt_changed_relation(model)) }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    `changed`: a table of keys in a column named as `column`. A semi-join (hashed), not
+    `= any(array(...))`: Postgres compares each row with every element of an array param.
+-#}
+{% macro default__elt_in_changed_keys(column, changed) -%}
+    {{ column }} in (select changed_keys.{{ column }} from {{ changed }} as changed_keys)
+{%- endmacro %}
+
+
+{#-
+    The `elt_changed_keys` incremental strategy: delete the changed keys from the build
+    (rows now deleted upstream leave with them), insert the rebuilt rows.
+-#}
+{% macro get_incremental_elt_changed_keys_sql(arg_dict) -%}
+    {%- set target_relation = arg_dict['target_relation'] -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target_relation }}
+    where {{ arg_dict['unique_key'] }} in (
+        select changed_keys.{{ arg_dict['unique_key'] }}
+        from {{ elt_changed_relation(model) }} as changed_keys
+    );
+    insert into {{ target_relation }} ({{ columns }})
+    select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+
+{#- post-hook: a full build forgets the marks (the next publish copies the whole table) -#}
+{% macro elt_forget_marks_on_full_build() -%}
+    {%- if model.config.get('materialized') == 'incremental' and not is_incremental() -%}
+        delete from {{ elt_marks_relation() }} where model = '{{ model.name }}'
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- an incremental mart whose published table can take only its changed rows -#}
+{% macro elt_publishes_changes(node, published) -%}
+    {%- if node.config.get('materialized') != 'incremental' or flags.FULL_REFRESH or published is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        'select count(*) from ' ~ elt_marks_relation() ~ " where model = '" ~ node.name ~ "'"
+    ) -%}
+    {{ return(found.columns[0].values()[0] | int > 0) }}
+{%- endmacro %}
+
+
+{#-
+    SQL statements: copy the changed rows of `audited` into `published`. The keys are those
+    this run's build collected (the same: upstreams and marks have not moved since), or,
+    when the build was a full one, computed here.
+-#}
+{% macro elt_publish_changes(node, audited, published) -%}
+    {%- set key = node.config.get('unique_key') -%}
+    {%- set collected = elt_changed_relation(node) -%}
+    {%- set changed = adapter.quote(node.alias ~ '__elt_changed') -%}
+    {%- if elt_changed_key_column(collected) is none %}
+    create temporary table {{ changed }} as {{ elt_changed_keys(node) }};
+    {%- else %}
+    create temporary table {{ changed }} as select {{ key }} as changed_key from {{ collected }};
+    drop table {{ collected }};
+    {%- endif %}
+    delete from {{ published }} where {{ key }} in (select changed_key from {{ changed }});
+    insert into {{ published }}
+    select * from {{ audited }} where {{ key }} in (select changed_key from {{ changed }});
+    drop table {{ changed }};
+{%- endmacro %}
+
+
+{#- SQL statements: the marks of the table just published, one per upstream -#}
+{% macro elt_record_marks(node) -%}
+    delete from {{ elt_marks_relation() }} where model = '{{ node.name }}';
+    {%- for upstream in elt_incremental_upstreams(node) | map(attribute='model') | unique %}
+    insert into {{ elt_marks_relation() }} (model, upstream, load_id)
+    select '{{ node.name }}', '{{ upstream }}',
+        coalesce(max({{ dbt.cast('dlt_load_id', dbt.type_numeric()) }}), -1)
+    from {{ elt_node_relation(upstream) }};
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#-
+    The key column of a changed-keys table, or none where there is none: asked of the
+    catalog (dbt's relation cache does not see tables hooks made).
+-#}
+{% macro elt_changed_key_column(relation) -%}
+    {%- set found = run_query(
+        "select column_name from information_schema.columns where lower(table_schema) = '"
+        ~ relation.schema | lower ~ "' and lower(table_name) = '" ~ relation.identifier | lower ~ "'"
+    ) -%}
+    {{ return(found.columns[0].values()[0] if found.rows | length == 1 else none) }}
+{%- endmacro %}
+
+
+{#-
+    A predicate on `column` (the mart's key) that keeps only the rows this run rebuilt, when
+    `relation` is an incremental mart built incrementally in this run; true otherwise. Rows
+    outside it are as they were in the published table, whose tests passed.
+-#}
+{% macro elt_rebuilt_rows_filter(relation, column) -%}
+    {%- set changed = api.Relation.create(
+        database=relation.database, schema=relation.schema,
+        identifier=relation.identifier ~ '__elt_changed'
+    ) -%}
+    {%- if execute and target.type != 'spark' and elt_changed_key_column(changed) == column -%}
+        {{ adapter.dispatch('elt_in_changed_keys')(column, changed) }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    Row-level generic tests (each row passes or fails on its own values) read only the rows
+    not yet verified:
+    - of an incremental mart built incrementally in this run, the rows it rebuilt (the rest
+      passed before being published);
+    - of an incremental staging model, the rows of loads newer than its tested mark: the
+      newest load id it held at the end of the last run in which all its tests passed
+      (`elt_record_tested_marks`). Rows are only ever replaced by newer loads' versions, and
+      a source's loads complete in load id order (one load per source at a time).
+    Tests over the whole table (unique, row counts, compound keys) and the `to` side of a
+    relationship read everything, as do all tests after a full build (it forgets the
+    marks). Otherwise dbt's own `where` config, as dbt does it.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- set test = (model.get('test_metadata') or {}) if model is mapping else {} -%}
+    {%- if execute and target.type != 'spark' and test.get('name') in elt_row_level_tests()
+        and relation.identifier is not none -%}
+        {%- set unverified = elt_unverified_rows(relation) -%}
+        {%- if unverified -%}
+            {%- set where = '(' ~ unverified ~ ')' ~ (' and (' ~ where ~ ')' if where else '') -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+    {%- endif -%}
+    {%- do return(relation) -%}
+{%- endmacro %}
+
+
+{#- a predicate for the rows of `relation` not yet verified, or none: all of them -#}
+{% macro elt_unverified_rows(relation) -%}
+    {%- if (relation.schema or '').endswith(elt_audit_suffix()) -%}
+        {%- set changed = api.Relation.create(
+            database=relation.database, schema=relation.schema,
+            identifier=relation.identifier ~ '__elt_changed'
+        ) -%}
+        {%- set key = elt_changed_key_column(changed) -%}
+        {{ return(adapter.dispatch('elt_in_changed_keys')(key, changed) if key is not none else none) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        'select max(load_id) from ' ~ elt_marks_relation() ~ " where model = '"
+        ~ relation.identifier ~ "' and upstream = '" ~ relation.identifier ~ "'"
+    ) -%}
+    {%- set mark = found.columns[0].values()[0] if found.rows | length else none -%}
+    {%- if mark is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(dbt.cast('dlt_load_id', dbt.type_numeric()) ~ ' > ' ~ mark) }}
+{%- endmacro %}
+
+
+{#-
+    on-run-end: an incremental staging model built in this run whose every test passed
+    (or warned) is verified up to its newest load: record that as its tested mark. The
+    transform lock keeps it unchanged between its build and this hook.
+-#}
+{% macro elt_record_tested_marks(results) -%}
+    {%- if execute and results and target.type != 'spark' -%}
+        {%- set statuses = {} -%}
+        {%- for result in results -%}
+            {%- do statuses.update({result.node.unique_id: result.status | string}) -%}
+        {%- endfor -%}
+        {%- for result in results
+            if result.node.resource_type == 'model' and result.status | string == 'success'
+            and result.node.config.get('materialized') == 'incremental'
+            and not elt_is_audited(result.node) and 'dlt_load_id' in result.node.columns -%}
+            {%- set model_id = result.node.unique_id -%}
+            {%- set passed = [] -%}
+            {%- set tested = [] -%}
+            {%- for node in graph.nodes.values()
+                if node.resource_type == 'test' and elt_tests_model(node, model_id) -%}
+                {%- do tested.append(node.unique_id) -%}
+                {%- if statuses.get(node.unique_id) in ('pass', 'warn') -%}
+                    {%- do passed.append(node.unique_id) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- if tested and passed | length == tested | length -%}
+                {%- set name = result.node.name -%}
+                {%- call statement('elt_record_tested_mark') -%}
+                    delete from {{ elt_marks_relation() }}
+                    where model = '{{ name }}' and upstream = '{{ name }}';
+                    insert into {{ elt_marks_relation() }} (model, upstream, load_id)
+                    select '{{ name }}', '{{ name }}',
+                        max({{ dbt.cast('dlt_load_id', dbt.type_numeric()) }})
+                    from {{ elt_node_relation(name) }}
+                {%- endcall -%}
+                {%- do adapter.commit() -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro elt_row_level_tests() -%}
+    {{ return([
+        'not_null', 'accepted_values', 'relationships', 'non_negative',
+        'expect_column_values_to_be_between', 'expect_column_values_to_match_regex',
+        'expect_column_pair_values_A_to_be_greater_than_B',
+    ]) }}
+{%- endmacro %}
