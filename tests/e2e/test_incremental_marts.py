@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
-from support import query, run_elt
+from support import run_elt
 
 from demo import marketing, payments, shop
 from runtime import engines, fingerprint
@@ -35,18 +35,30 @@ def flow(request, server, tmp_path_factory):
             yield request.param, warehouse, shop_url, env
 
 
-def marts(engine: str, warehouse, env) -> dict:
-    """The marts' fingerprint; on DuckDB its file, released again for the next elt run."""
+def reading(engine: str, warehouse, env, read):
+    """`read(conn)` on the engine's warehouse; on DuckDB its file, released again for the
+    next elt run."""
     duckdb = engines.engine_module("duckdb")
     if engine == "duckdb":
         warehouse = duckdb.resolve(env["ELT_WAREHOUSE_URL"], project_dir())
     conn = engines.read_only(warehouse)
     try:
-        return fingerprint.fingerprint(conn, "marts")
+        return read(conn)
     finally:
         conn.close()
         if engine == "duckdb":
             duckdb.release_lock(warehouse)
+
+
+def marts(engine: str, warehouse, env) -> dict:
+    """The marts' fingerprint."""
+    return reading(engine, warehouse, env, lambda conn: fingerprint.fingerprint(conn, "marts"))
+
+
+def marks(conn) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute("select model, upstream from elt_audit.incremental_marks order by 1, 2")
+        return [tuple(row) for row in cur.fetchall()]
 
 
 def test_a_delta_run_leaves_the_marts_a_full_rebuild_makes(flow):
@@ -65,10 +77,8 @@ def test_a_delta_run_leaves_the_marts_a_full_rebuild_makes(flow):
 def test_the_marks_name_every_upstream_of_an_incremental_mart_and_every_tested_staging_model(
     flow,
 ):
-    engine, warehouse, _, _ = flow
-    if engine != "postgres":
-        pytest.skip("read through the embedded PostgreSQL")
-    rows = query(warehouse, "select model, upstream from elt_audit.incremental_marks order by 1, 2")
+    engine, warehouse, _, env = flow
+    rows = reading(engine, warehouse, env, marks)
     assert rows == [
         ("fct_order_items", "stg_shop__order_items"),
         ("fct_order_items", "stg_shop__orders"),
