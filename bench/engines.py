@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.shop_load import PeakRss, drop_database, fresh_database, server_warehouse
 from demo import marketing, payments, shop
@@ -54,6 +55,34 @@ def marts(warehouse) -> dict:
         conn.close()
 
 
+def seed_sources(orders: int, source_db: str, warehouse_db: str) -> tuple[Any, str]:
+    """The bench server, with fresh databases `source_db` (the demo shop, `orders` orders and
+    their payments) and `warehouse_db` (empty); the shop's URL."""
+    server = server_warehouse()
+    fresh_database(server, source_db)
+    fresh_database(server, warehouse_db)
+    shop_url = server.url_for(source_db)
+    started = time.perf_counter()
+    shop.seed(shop_url, orders)
+    payments.seed(shop_url)
+    print(f"seeded {orders:,} orders in {time.perf_counter() - started:.1f}s", flush=True)
+    return server, shop_url
+
+
+def sources_env(shop_url: str, api: Any, root: Path) -> dict[str, str]:
+    """The environment of an elt run reading the three demo sources (the landing folder
+    seeded under `root`)."""
+    marketing.seed(root / "landing", shop_url)
+    return {
+        **os.environ,
+        "ELT_PROJECT_DIR": str(project_dir()),
+        "SOURCES__SHOP__CREDENTIALS": shop_url,
+        "SOURCES__PAYMENTS__BASE_URL": api.url,
+        "SOURCES__PAYMENTS__TOKEN": "bench-token",
+        "SOURCES__MARKETING__BUCKET_URL": str(root / "landing"),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1_000_000)
@@ -61,26 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from demo.payments_api import PaymentsAPI
 
-    server = server_warehouse()
-    fresh_database(server, SOURCE_DB)
-    fresh_database(server, WAREHOUSE_DB)
-    shop_url = server.url_for(SOURCE_DB)
-    started = time.perf_counter()
-    shop.seed(shop_url, args.orders)
-    payments.seed(shop_url)
-    print(f"seeded {args.orders:,} orders in {time.perf_counter() - started:.1f}s", flush=True)
+    server, shop_url = seed_sources(args.orders, SOURCE_DB, WAREHOUSE_DB)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp, PaymentsAPI(shop_url, "bench-token") as api:
         root = Path(tmp)
-        marketing.seed(root / "landing", shop_url)
-        base = {
-            **os.environ,
-            "ELT_PROJECT_DIR": str(project_dir()),
-            "SOURCES__SHOP__CREDENTIALS": shop_url,
-            "SOURCES__PAYMENTS__BASE_URL": api.url,
-            "SOURCES__PAYMENTS__TOKEN": "bench-token",
-            "SOURCES__MARKETING__BUCKET_URL": str(root / "landing"),
-        }
+        base = sources_env(shop_url, api, root)
         urls = {
             "postgres": server.url_for(WAREHOUSE_DB),
             "duckdb": f"duckdb:///{root / 'bench.duckdb'}",

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.engines import STEPS, elt
-from bench.shop_load import drop_database, fresh_database, server_warehouse
-from demo import marketing, payments, shop
+from bench.engines import STEPS, elt, seed_sources, sources_env
+from bench.shop_load import drop_database
 from runtime.project import project_dir
 
 SOURCE_DB, WAREHOUSE_DB = "bench_spark_shop", "bench_spark_wh"
@@ -53,14 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from demo.payments_api import PaymentsAPI
 
-    server = server_warehouse()
-    fresh_database(server, SOURCE_DB)
-    fresh_database(server, WAREHOUSE_DB)
-    shop_url = server.url_for(SOURCE_DB)
-    started = time.perf_counter()
-    shop.seed(shop_url, args.orders)
-    payments.seed(shop_url)
-    print(f"seeded {args.orders:,} orders in {time.perf_counter() - started:.1f}s", flush=True)
+    server, shop_url = seed_sources(args.orders, SOURCE_DB, WAREHOUSE_DB)
     results: dict[str, dict] = {}
     prints: dict[str, dict] = {}
     with (
@@ -69,15 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         local_cluster(Path(tmp) / "cluster") as cluster,
     ):
         root = Path(tmp)
-        marketing.seed(root / "landing", shop_url)
-        base = {
-            **os.environ,
-            "ELT_PROJECT_DIR": str(project_dir()),
-            "SOURCES__SHOP__CREDENTIALS": shop_url,
-            "SOURCES__PAYMENTS__BASE_URL": api.url,
-            "SOURCES__PAYMENTS__TOKEN": "bench-token",
-            "SOURCES__MARKETING__BUCKET_URL": str(root / "landing"),
-        }
+        base = sources_env(shop_url, api, root)
         urls = {"postgres": server.url_for(WAREHOUSE_DB), "spark": cluster.url(root)}
         for engine, url in urls.items():
             env = {**base, "ELT_WAREHOUSE_URL": url, "ELT_PIPELINES_DIR": str(root / engine)}
