@@ -102,7 +102,13 @@ def quarantine_id(source: str, feed: str, file: str, modified_at: datetime, line
 
 
 def ensure_audit_table(client: Any) -> None:
-    client.execute_sql(_DDL)
+    """Create elt_audit.quarantine where missing. Two first loads at once (sources load
+    concurrently) race on `create ... if not exists`: the loser fails on pg_type's unique
+    index once the winner commits, and its second attempt finds the table."""
+    try:
+        client.execute_sql(_DDL)
+    except Exception:
+        client.execute_sql(_DDL)  # dlt's client resets its connection after an error
 
 
 def _existing(client: Any, dataset: str, tables: Iterable[str]) -> set[str]:

@@ -150,3 +150,43 @@ def test_a_held_load_lock_is_named_by_load_and_compact(flow):
         line = error_line(result.stderr)
         assert line.startswith(f"error: {verb} shop: locked by `elt`"), line
         assert f"pid {os.getpid()}" in line
+
+
+def test_a_first_load_racing_another_on_the_audit_table_still_publishes(warehouse, tmp_path):
+    """Sources load concurrently: two first loads create elt_audit.quarantine at once. The
+    other run here holds its half-done CREATE open; ours must wait, then find the table."""
+    import threading
+    import time
+
+    import dlt
+
+    from loaders import quarantine
+    from runtime import engines
+
+    other = warehouse.connect()  # a concurrent first load, mid-way through the same DDL
+    with other.cursor() as cur:
+        cur.execute(quarantine._DDL)
+    pipeline = dlt.pipeline(
+        pipeline_name="race",
+        destination=engines.dlt_destination(warehouse.url),
+        dataset_name="raw_race",
+        pipelines_dir=str(tmp_path),
+    )
+    failures: list[BaseException] = []
+
+    def ours() -> None:
+        try:
+            with pipeline.sql_client() as client:
+                quarantine.ensure_audit_table(client)
+        except BaseException as exc:
+            failures.append(exc)
+
+    racer = threading.Thread(target=ours)
+    racer.start()
+    time.sleep(1.0)  # ours is now blocked behind the other's uncommitted catalog rows
+    other.commit()
+    other.close()
+    racer.join(30)
+    assert not racer.is_alive()
+    assert failures == []
+    assert query(warehouse, "select count(*) from elt_audit.quarantine") == [(0,)]
