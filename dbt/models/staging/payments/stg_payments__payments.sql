@@ -5,7 +5,8 @@ source_payments as (
     {{ dedupe_completed_loads(
         source('payments', 'payments'),
         source('payments', '_dlt_loads'),
-        key='payment_id'
+        key='payment_id',
+        where=incremental_new_keys_filter(source('payments', 'payments'), 'payment_id')
     ) }}
 
 ),

@@ -5,7 +5,8 @@ source_refunds as (
     {{ dedupe_completed_loads(
         source('payments', 'refunds'),
         source('payments', '_dlt_loads'),
-        key='refund_id'
+        key='refund_id',
+        where=incremental_new_keys_filter(source('payments', 'refunds'), 'refund_id')
     ) }}
 
 ),
