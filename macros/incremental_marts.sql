@@ -260,17 +260,28 @@
       newest load id it held at the end of the last run in which all its tests passed
       (`elt_record_tested_marks`). Rows are only ever replaced by newer loads' versions, and
       a source's loads complete in load id order (one load per source at a time).
-    Tests over the whole table (unique, row counts, compound keys) and the `to` side of a
-    relationship read everything, as do all tests after a full build (it forgets the
-    marks). Otherwise dbt's own `where` config, as dbt does it.
+    Key tests (`unique`, compound keys) read the rows whose key values an unverified row
+    holds: a duplicate the verified rows had alone would have failed an earlier run, so a
+    new one involves an unverified row, and every row sharing its values is read (plus, for
+    a compound key, the rows with a NULL in it, which group together). Row counts and the
+    `to` side of a relationship read everything, as do all tests after a full build (it
+    forgets the marks). Otherwise dbt's own `where` config, as dbt does it.
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- set test = (model.get('test_metadata') or {}) if model is mapping else {} -%}
-    {%- if execute and target.type != 'spark' and test.get('name') in elt_row_level_tests()
-        and relation.identifier is not none -%}
+    {%- set name = test.get('name') -%}
+    {%- set keys = elt_tested_key_columns(test) -%}
+    {%- if execute and target.type != 'spark' and relation.identifier is not none
+        and (name in elt_row_level_tests() or keys) -%}
         {%- set unverified = elt_unverified_rows(relation) -%}
-        {%- if unverified -%}
+        {%- if unverified and keys -%}
+            {%- set rows = elt_rows_sharing_keys(relation, keys, unverified) -%}
+            {%- do return(
+                '(select * from (' ~ rows ~ ') as elt_unverified_keys'
+                ~ (' where ' ~ where if where else '') ~ ') dbt_subquery'
+            ) -%}
+        {%- elif unverified -%}
             {%- set where = '(' ~ unverified ~ ')' ~ (' and (' ~ where ~ ')' if where else '') -%}
         {%- endif -%}
     {%- endif -%}
@@ -278,6 +289,50 @@
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
     {%- endif -%}
     {%- do return(relation) -%}
+{%- endmacro %}
+
+
+{#-
+    The key columns of a key test (`unique`, `expect_compound_columns_to_be_unique`) as SQL
+    names, or none: another test, or a column given as an expression.
+-#}
+{% macro elt_tested_key_columns(test) -%}
+    {%- set kwargs = test.get('kwargs') or {} -%}
+    {%- if test.get('name') == 'unique' -%}
+        {%- set columns = [kwargs.get('column_name')] -%}
+    {%- elif test.get('name') == 'expect_compound_columns_to_be_unique' -%}
+        {%- set columns = kwargs.get('column_list') or [] -%}
+    {%- else -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set names = [] -%}
+    {%- for column in columns -%}
+        {%- if column is not string or not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_]*', column) -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- do names.append(adapter.quote(column) if kwargs.get('quote_columns') else column) -%}
+    {%- endfor -%}
+    {{ return(names or none) }}
+{%- endmacro %}
+
+
+{#-
+    SQL: the rows of `relation` whose values of `keys` an `unverified` row holds, and (a
+    compound key) those with a NULL in one of them; a semi-join each, never an OR around a
+    subquery (which Postgres may run once per row).
+-#}
+{% macro elt_rows_sharing_keys(relation, keys, unverified) -%}
+    {%- set tuple = '(' ~ keys | join(', ') ~ ')' if keys | length > 1 else keys[0] -%}
+    {%- set rows -%}
+        select * from {{ relation }}
+        where {{ tuple }} in (select {{ keys | join(', ') }} from {{ relation }} where {{ unverified }})
+        {%- if keys | length > 1 %}
+        union all
+        select * from {{ relation }}
+        where {{ keys | join(' is null or ') }} is null
+        {%- endif %}
+    {%- endset -%}
+    {{ return(rows) }}
 {%- endmacro %}
 
 

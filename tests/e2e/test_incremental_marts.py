@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
-from support import run_elt
+from support import execute, fetch, run_elt
 
 from demo import marketing, payments, shop
 from runtime import engines, fingerprint
@@ -93,3 +93,47 @@ def test_the_marks_name_every_upstream_of_an_incremental_mart_and_every_tested_s
         ("stg_shop__order_items", "stg_shop__order_items"),
         ("stg_shop__orders", "stg_shop__orders"),
     ]
+
+
+def test_a_new_line_repeating_a_verified_ones_order_and_product_fails_the_key_test(flow):
+    """Key tests read only the rows sharing key values with rows this run rebuilt: the new
+    line alone is unique; with the verified line of the same order and product it is not.
+    The fact is held back, and publishes again once the line is fixed in the shop."""
+    engine, warehouse, shop_url, env = flow
+    ((order_id, product_id, price, new_id),) = fetch(
+        shop_url,
+        "select order_id, product_id, unit_price, (select max(order_item_id) + 1 from order_items)"
+        " from order_items order by order_item_id limit 1",
+    )
+    execute(
+        shop_url,
+        "insert into order_items (order_item_id, order_id, product_id, quantity, unit_price,"
+        " discount_amount, created_at, updated_at) values (%s, %s, %s, 1, %s, 0, now(), now())",
+        (new_id, order_id, product_id, price),
+    )
+    run_elt("load", "shop", env=env, check=True)
+    failed = run_elt("transform", env=env)
+    assert failed.returncode == 1, failed.stderr
+    assert "expect_compound_columns_to_be_unique_fct_order_items_order_id__product_id" in (
+        failed.stderr
+    )
+
+    def published(conn):
+        with conn.cursor() as cur:
+            cur.execute(
+                f"select count(*) from marts.fct_order_items where order_item_id = {new_id:d}"
+            )
+            return cur.fetchone()[0]
+
+    assert reading(engine, warehouse, env, published) == 0
+    # fixed in the shop (an update: hard deletes reach raw on PostgreSQL only)
+    execute(
+        shop_url,
+        "update order_items set product_id = (select min(product_id) from products where"
+        " product_id not in (select product_id from order_items where order_id = %s))"
+        " where order_item_id = %s",
+        (order_id, new_id),
+    )
+    run_elt("load", "shop", env=env, check=True)
+    run_elt("transform", env=env, check=True)
+    assert reading(engine, warehouse, env, published) == 1
