@@ -143,7 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     missed = [g["name"] for r in results for g in r.get("goals", []) if not g["met"]]
     if missed:
         print(f"missed: {', '.join(missed)}")
+    say_what_is_left_running()
     return 1 if args.check and missed else 0
+
+
+def say_what_is_left_running() -> None:
+    """The shop and CSV benches start the checkout's embedded warehouse on demand and leave
+    it up (as `make demo` does: another elt command would start it again); say so."""
+    from runtime import embedded
+    from runtime.project import project_dir
+
+    if embedded.port(project_dir()) is not None:
+        print("left running: the embedded warehouse (.elt/pgdata); `.venv/bin/elt stop` stops it")
 
 
 if __name__ == "__main__":
