@@ -29,12 +29,18 @@
                 )
             from {{ this }} as this_model
         )
-        or {{ dbt.cast(load_id, dbt.type_numeric()) }} > (
-            select
-                coalesce(
-                    max({{ dbt.cast('this_model.' ~ this_load_id, dbt.type_numeric()) }}), 0
-                )
-            from {{ this }} as this_model
-        )
+        or {{ dbt.cast(load_id, dbt.type_numeric()) }} > {{ newest_load_in_this(this_load_id) }}
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- SQL: the newest load id (a number) the incremental model already holds, 0 if none -#}
+{% macro newest_load_in_this(this_load_id='dlt_load_id') -%}
+    (
+        select
+            coalesce(
+                max({{ dbt.cast('this_model.' ~ this_load_id, dbt.type_numeric()) }}), 0
+            )
+        from {{ this }} as this_model
+    )
 {%- endmacro %}

@@ -23,13 +23,8 @@
         {{ key }} in (
             select new_rows.{{ key }}
             from {{ relation }} as new_rows
-            where {{ dbt.cast('new_rows.' ~ load_id, dbt.type_numeric()) }} > (
-                select
-                    coalesce(
-                        max({{ dbt.cast('this_model.' ~ this_load_id, dbt.type_numeric()) }}), 0
-                    )
-                from {{ this }} as this_model
-            )
+            where {{ dbt.cast('new_rows.' ~ load_id, dbt.type_numeric()) }}
+                > {{ newest_load_in_this(this_load_id) }}
         )
     {%- endif -%}
 {%- endmacro %}
