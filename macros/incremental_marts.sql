@@ -259,7 +259,9 @@
     - of an incremental staging model, the rows of loads newer than its tested mark: the
       newest load id it held at the end of the last run in which all its tests passed
       (`elt_record_tested_marks`). Rows are only ever replaced by newer loads' versions, and
-      a source's loads complete in load id order (one load per source at a time).
+      a source's loads complete in load id order (one load per source at a time);
+    - of a raw source table, for key tests naming `_dlt_load_id` only, the rows of loads
+      after its tested mark (`elt_unverified_loads`); its other tests read every row.
     Key tests (`unique`, compound keys) read the rows whose key values an unverified row
     holds: a duplicate the verified rows had alone would have failed an earlier run, so a
     new one involves an unverified row, and every row sharing its values is read (plus, for
@@ -274,9 +276,16 @@
     {%- set keys = elt_tested_key_columns(test) -%}
     {%- if execute and target.type != 'spark' and relation.identifier is not none
         and (name in elt_row_level_tests() or keys) -%}
-        {%- set unverified = elt_unverified_rows(relation) -%}
+        {%- set source = elt_source_of(relation) -%}
+        {%- if source is none -%}
+            {%- set unverified = elt_unverified_rows(relation) -%}
+        {%- else -%}
+            {%- set marked = '_dlt_load_id' in (keys or []) and elt_source_loads(source) is not none -%}
+            {%- set unverified = elt_unverified_loads(source) if marked else none -%}
+        {%- endif -%}
         {%- if unverified and keys -%}
-            {%- set rows = elt_rows_sharing_keys(relation, keys, unverified) -%}
+            {#- a source's unverified rows are whole loads, and its key names the load -#}
+            {%- set rows = elt_rows_sharing_keys(relation, keys, unverified, source is not none) -%}
             {%- do return(
                 '(select * from (' ~ rows ~ ') as elt_unverified_keys'
                 ~ (' where ' ~ where if where else '') ~ ') dbt_subquery'
@@ -319,20 +328,116 @@
 {#-
     SQL: the rows of `relation` whose values of `keys` an `unverified` row holds, and (a
     compound key) those with a NULL in one of them; a semi-join each, never an OR around a
-    subquery (which Postgres may run once per row).
+    subquery (which Postgres may run once per row). `closed`: a row sharing an unverified
+    row's key values is itself unverified (the key names the load the predicate selects
+    by, and the predicate's subquery is scalar): one scan.
 -#}
-{% macro elt_rows_sharing_keys(relation, keys, unverified) -%}
+{% macro elt_rows_sharing_keys(relation, keys, unverified, closed=false) -%}
     {%- set tuple = '(' ~ keys | join(', ') ~ ')' if keys | length > 1 else keys[0] -%}
+    {%- set nulls = keys | join(' is null or ') ~ ' is null' if keys | length > 1 else none -%}
     {%- set rows -%}
         select * from {{ relation }}
+        {%- if closed %}
+        where ({{ unverified }}){{ ' or ' ~ nulls if nulls }}
+        {%- else %}
         where {{ tuple }} in (select {{ keys | join(', ') }} from {{ relation }} where {{ unverified }})
-        {%- if keys | length > 1 %}
+            {%- if nulls %}
         union all
         select * from {{ relation }}
-        where {{ keys | join(' is null or ') }} is null
+        where {{ nulls }}
+            {%- endif %}
         {%- endif %}
     {%- endset -%}
     {{ return(rows) }}
+{%- endmacro %}
+
+
+{#- the source node whose table `relation` is, or none -#}
+{% macro elt_source_of(relation) -%}
+    {%- for source in graph.sources.values()
+        if source.schema | lower == (relation.schema or '') | lower
+        and source.identifier | lower == relation.identifier | lower -%}
+        {{ return(source) }}
+    {%- endfor -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+
+{#- the `_dlt_loads` table of a source's dataset, or none: its source lists none -#}
+{% macro elt_source_loads(source) -%}
+    {%- for loads in graph.sources.values()
+        if loads.source_name == source.source_name and loads.name == '_dlt_loads' -%}
+        {{ return(api.Relation.create(database=loads.database, schema=loads.schema, identifier=loads.identifier)) }}
+    {%- endfor -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+
+{#-
+    The source tables whose key tests read only the loads after their tested mark: those
+    with a `_dlt_loads` table whose key tests (`unique`, compound keys) name `_dlt_load_id`
+    (a duplicate then lies within one load). Marks are kept under `source:<name>.<table>`.
+-#}
+{% macro elt_marked_sources() -%}
+    {%- set found = {} -%}
+    {%- for test in graph.nodes.values() if test.resource_type == 'test' -%}
+        {%- set keys = elt_tested_key_columns(test.get('test_metadata') or {}) or [] -%}
+        {%- for source_id in test.depends_on.nodes
+            if '_dlt_load_id' in keys and source_id in graph.sources -%}
+            {%- set source = graph.sources[source_id] -%}
+            {%- if elt_source_loads(source) is not none -%}
+                {%- do found.update({source_id: source}) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro %}
+
+
+{% macro elt_source_mark_name(source) -%}
+    {{ return('source:' ~ source.source_name ~ '.' ~ source.name) }}
+{%- endmacro %}
+
+
+{#-
+    A predicate for the raw rows of loads after the source table's tested mark: the newest
+    completed load of its dataset when a run began whose key tests of the table all passed
+    (`elt_note_source_loads`, `elt_record_tested_marks`). Raw rows are never rewritten
+    under an old load id, and a source's loads complete in load id order; --full-refresh
+    forgets the marks. A scalar subquery: no lookup at compile time.
+-#}
+{% macro elt_unverified_loads(source) -%}
+    {%- set mark = elt_source_mark_name(source) -%}
+    {{ return(
+        dbt.cast('_dlt_load_id', dbt.type_numeric()) ~ ' > (select coalesce(max(marks.load_id), -1) from '
+        ~ elt_marks_relation() ~ " as marks where marks.model = '" ~ mark
+        ~ "' and marks.upstream = '" ~ mark ~ "')"
+    ) }}
+{%- endmacro %}
+
+
+{#-
+    on-run-start: for each marked source table, the newest completed load of its dataset
+    now (upstream `__pending`): every row its tests read in this run came by that load or a
+    later one. --full-refresh forgets the tested marks: every raw row is tested again.
+-#}
+{% macro elt_note_source_loads() -%}
+    {%- if execute and target.type != 'spark' -%}
+        {%- call statement('elt_note_source_loads') -%}
+            delete from {{ elt_marks_relation() }} where upstream = '__pending'
+            {%- if flags.FULL_REFRESH %} or model like 'source:%'{% endif %};
+            {%- for source in elt_marked_sources().values() -%}
+                {%- set loads = elt_source_loads(source) -%}
+                {%- if adapter.get_relation(loads.database, loads.schema, loads.identifier) is not none %}
+            insert into {{ elt_marks_relation() }} (model, upstream, load_id)
+            select '{{ elt_source_mark_name(source) }}', '__pending',
+                max({{ dbt.cast('load_id', dbt.type_numeric()) }})
+            from {{ loads }} where status = 0;
+                {%- endif -%}
+            {%- endfor %}
+        {%- endcall -%}
+        {%- do adapter.commit() -%}
+    {%- endif -%}
 {%- endmacro %}
 
 
@@ -361,7 +466,9 @@
 {#-
     on-run-end: an incremental staging model built in this run whose every test passed
     (or warned) is verified up to its newest load: record that as its tested mark. The
-    transform lock keeps it unchanged between its build and this hook.
+    transform lock keeps it unchanged between its build and this hook. A marked source
+    table whose every test passed in this run is verified up to the load its dataset had
+    completed when the run began (`elt_note_source_loads`): that becomes its tested mark.
 -#}
 {% macro elt_record_tested_marks(results) -%}
     {%- if execute and results and target.type != 'spark' -%}
@@ -392,6 +499,32 @@
                     select '{{ name }}', '{{ name }}',
                         max({{ dbt.cast('dlt_load_id', dbt.type_numeric()) }})
                     from {{ elt_node_relation(name) }}
+                {%- endcall -%}
+                {%- do adapter.commit() -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- for source_id, source in elt_marked_sources().items() -%}
+            {%- set tested = [] -%}
+            {%- set passed = [] -%}
+            {%- for node in graph.nodes.values()
+                if node.resource_type == 'test' and source_id in node.depends_on.nodes -%}
+                {%- do tested.append(node.unique_id) -%}
+                {%- if statuses.get(node.unique_id) in ('pass', 'warn') -%}
+                    {%- do passed.append(node.unique_id) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- if tested and passed | length == tested | length -%}
+                {%- set mark = elt_source_mark_name(source) -%}
+                {%- call statement('elt_record_tested_mark') -%}
+                    delete from {{ elt_marks_relation() }}
+                    where model = '{{ mark }}' and upstream = '{{ mark }}'
+                        and exists (
+                            select 1 from {{ elt_marks_relation() }}
+                            where model = '{{ mark }}' and upstream = '__pending'
+                        );
+                    insert into {{ elt_marks_relation() }} (model, upstream, load_id)
+                    select model, '{{ mark }}', load_id from {{ elt_marks_relation() }}
+                    where model = '{{ mark }}' and upstream = '__pending'
                 {%- endcall -%}
                 {%- do adapter.commit() -%}
             {%- endif -%}

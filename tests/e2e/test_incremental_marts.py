@@ -74,9 +74,7 @@ def test_a_delta_run_leaves_the_marts_a_full_rebuild_makes(flow):
     assert fingerprint.differences(incremental, marts(engine, warehouse, env)) == []
 
 
-def test_the_marks_name_every_upstream_of_an_incremental_mart_and_every_tested_staging_model(
-    flow,
-):
+def test_the_marks_name_every_upstream_of_an_incremental_mart_and_every_tested_table(flow):
     engine, warehouse, _, env = flow
     rows = reading(engine, warehouse, env, marks)
     assert rows == [
@@ -87,6 +85,13 @@ def test_the_marks_name_every_upstream_of_an_incremental_mart_and_every_tested_s
         ("fct_orders", "stg_payments__refunds"),
         ("fct_orders", "stg_shop__order_items"),
         ("fct_orders", "stg_shop__orders"),
+        # raw tables whose key tests name the load: the loads completed when this run began,
+        # and those tested (later runs' key tests read newer loads only)
+        *(
+            (f"source:shop.{table}", upstream)
+            for table in ("customers", "order_items", "orders", "products")
+            for upstream in ("__pending", f"source:shop.{table}")
+        ),
         # incremental staging models whose tests all passed: later runs test newer rows only
         ("stg_payments__payments", "stg_payments__payments"),
         ("stg_payments__refunds", "stg_payments__refunds"),
@@ -137,3 +142,63 @@ def test_a_new_line_repeating_a_verified_ones_order_and_product_fails_the_key_te
     run_elt("load", "shop", env=env, check=True)
     run_elt("transform", env=env, check=True)
     assert reading(engine, warehouse, env, published) == 1
+
+
+def writing(engine: str, warehouse, env, sql: str) -> None:
+    """`sql` (statements) run on the engine's warehouse as its owner."""
+    if engine != "duckdb":
+        execute(warehouse.url, sql)
+        return
+    duckdb = engines.engine_module("duckdb")
+    target = duckdb.resolve(env["ELT_WAREHOUSE_URL"], project_dir())
+    conn = target.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+        duckdb.release_lock(target)
+
+
+def test_a_raw_key_test_reads_the_loads_after_the_run_that_last_passed_it(flow):
+    """A raw table's key test (a customer once per load and cursor) reads the loads
+    completed after the start of the last run in which the table's tests passed: a
+    duplicate in a new load fails the run; one slipped under a load already tested is not
+    read, until --full-refresh tests every raw row again."""
+    engine, warehouse, shop_url, env = flow
+    failing = "source_expect_compound_columns_to_be_unique_shop_customers_customer_id"
+    tests = ("-s", "source:shop.customers")  # the table's tests alone: a short dbt run
+
+    def duplicate(newest: bool) -> str:
+        load = f"(select {'max' if newest else 'min'}(_dlt_load_id) from raw_shop.customers)"
+        return (
+            "insert into raw_shop.customers select * from raw_shop.customers"
+            f" where customer_id = (select min(customer_id) from raw_shop.customers"
+            f" where _dlt_load_id = {load}) and _dlt_load_id = {load}"
+        )
+
+    # one copy of each (customer, load, cursor) again
+    repair = (
+        "create temporary table kept as select distinct * from raw_shop.customers;"
+        " delete from raw_shop.customers;"
+        " insert into raw_shop.customers select * from kept;"
+        " drop table kept"
+    )
+    execute(  # a customer changes: the next load brings a version of it
+        shop_url,
+        "update customers set full_name = full_name || '.', updated_at = now()"
+        " where customer_id = (select min(customer_id) from customers)",
+    )
+    run_elt("load", "shop", env=env, check=True)
+    writing(engine, warehouse, env, duplicate(newest=True))
+    failed = run_elt("transform", *tests, env=env)
+    assert failed.returncode == 1 and failing in failed.stderr, failed.stderr
+    writing(engine, warehouse, env, repair)
+    run_elt("transform", *tests, env=env, check=True)
+
+    writing(engine, warehouse, env, duplicate(newest=False))
+    run_elt("transform", *tests, env=env, check=True)  # the first load passed long ago
+    failed = run_elt("transform", "--full-refresh", *tests, env=env)
+    assert failed.returncode == 1 and failing in failed.stderr, failed.stderr
+    writing(engine, warehouse, env, repair)
+    run_elt("transform", "--full-refresh", *tests, env=env, check=True)
