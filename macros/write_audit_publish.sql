@@ -101,7 +101,8 @@
     renamed away and dropped, the audited build takes its place (`set schema`), and a view
     of it stays behind. An incremental mart: its changed rows are copied over, or on a
     full build the whole build is copied in beside and renamed into place; its build stays
-    a table, and its marks are recorded in the same transaction.
+    a table, and its marks are recorded in the same transaction. The published copy gets
+    the model's indexes (the build has them from dbt): later publishes delete by key.
 -#}
 {% macro postgres__elt_publish(nodes) -%}
     {%- set changes_only = {} -%}
@@ -130,6 +131,9 @@
             {%- endif %}
             {%- if incremental %}
             create table {{ target }} as select * from {{ audited }};
+            {%- for index in node.config.get('indexes') or [] %}
+            {{ get_create_index_sql(target, index) }};
+            {%- endfor %}
             {%- else %}
             alter table {{ audited }} set schema {{ adapter.quote(target.schema) }};
             {%- endif %}

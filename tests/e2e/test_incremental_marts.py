@@ -100,6 +100,41 @@ def test_the_marks_name_every_upstream_of_an_incremental_mart_and_every_tested_t
     ]
 
 
+def test_postgres_indexes_the_keys_and_loads_that_incremental_runs_look_up(flow):
+    """Incremental staging models: an index on the key (each run deletes and re-inserts by
+    it) and on the load id as the filters compare it; incremental marts: on the key, in
+    the build and in the published table, which a full publish (the first module test
+    ends with one) makes anew."""
+    engine, warehouse, _, env = flow
+    if engine != "postgres":
+        pytest.skip("dbt-duckdb creates no indexes")
+
+    def indexes(conn):
+        with conn.cursor() as cur:
+            cur.execute(
+                "select schemaname || '.' || tablename, indexdef from pg_indexes"
+                " where schemaname in ('staging', 'marts', 'marts__wap')"
+            )
+            found: dict[str, list[str]] = {}
+            for table, definition in cur.fetchall():
+                found.setdefault(table, []).append(definition.partition(" USING btree ")[2])
+            return found
+
+    load = "(((dlt_load_id)::numeric(28,6)))"
+    assert {
+        table: sorted(found) for table, found in reading(engine, warehouse, env, indexes).items()
+    } == {
+        "staging.stg_shop__orders": sorted(["(order_id)", load]),
+        "staging.stg_shop__order_items": sorted(["(order_item_id)", load]),
+        "staging.stg_payments__payments": sorted(["(payment_id)", load]),
+        "staging.stg_payments__refunds": sorted(["(refund_id)", load]),
+        "marts__wap.fct_orders": ["(order_id)"],
+        "marts__wap.fct_order_items": ["(order_item_id)"],
+        "marts.fct_orders": ["(order_id)"],
+        "marts.fct_order_items": ["(order_item_id)"],
+    }
+
+
 def test_a_new_line_repeating_a_verified_ones_order_and_product_fails_the_key_test(flow):
     """Key tests read only the rows sharing key values with rows this run rebuilt: the new
     line alone is unique; with the verified line of the same order and product it is not.
