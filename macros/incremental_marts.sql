@@ -139,6 +139,26 @@
 {%- endmacro %}
 
 {#-
+    A select for a model's SQL body: the rows of `relation` whose `column` holds a changed
+    key on an incremental run (a lateral lookup per changed key, which reaches inside an
+    aggregate: Postgres pushes the key's equality below its GROUP BY, where an index on
+    the grouped column serves it, and never a semi-join); all its rows otherwise.
+-#}
+{% macro elt_changed_keys_rows(relation, column) -%}
+    {%- if is_incremental() -%}
+        select changed_rows.*
+        from {{ elt_changed_relation(model) }} as changed_keys
+        cross join lateral (
+            select * from {{ relation }} as keyed_rows
+            where keyed_rows.{{ column }} = changed_keys.{{ column }}
+        ) as changed_rows
+    {%- else -%}
+        select * from {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
     `changed`: a table of keys in a column named as `column`. A semi-join (hashed), not
     `= any(array(...))`: Postgres compares each row with every element of an array param.
 -#}

@@ -1,3 +1,5 @@
+{{ config(indexes=elt_lookup_indexes(['order_item_id'])) }}
+
 with
 
 -- on an incremental run, only the items whose inputs changed (macros/incremental_marts.sql)

@@ -1,3 +1,5 @@
+{{ config(indexes=elt_lookup_indexes(['order_id'])) }}
+
 with
 
 -- on an incremental run, only the orders whose inputs changed (macros/incremental_marts.sql)
@@ -8,10 +10,10 @@ orders as (
 
 ),
 
+-- the aggregates of the changed orders alone, looked up order by order
 order_items_aggregated as (
 
-    select * from {{ ref('int_order_items_aggregated') }}
-    where {{ elt_changed_keys_filter('order_id') }}
+    {{ elt_changed_keys_rows(ref('int_order_items_aggregated'), 'order_id') }}
 
 ),
 
@@ -23,8 +25,7 @@ customers as (
 
 order_payments_aggregated as (
 
-    select * from {{ ref('int_order_payments_aggregated') }}
-    where {{ elt_changed_keys_filter('order_id') }}
+    {{ elt_changed_keys_rows(ref('int_order_payments_aggregated'), 'order_id') }}
 
 ),
 

@@ -1,3 +1,5 @@
+{{ config(indexes=elt_lookup_indexes(['payment_id', 'order_id'], load_id=true)) }}
+
 with
 
 source_payments as (

@@ -1,3 +1,5 @@
+{{ config(indexes=elt_lookup_indexes(['order_item_id', 'order_id'], load_id=true)) }}
+
 with
 
 source_order_items as (
