@@ -505,17 +505,7 @@
             if result.node.resource_type == 'model' and result.status | string == 'success'
             and result.node.config.get('materialized') == 'incremental'
             and not elt_is_audited(result.node) and 'dlt_load_id' in result.node.columns -%}
-            {%- set model_id = result.node.unique_id -%}
-            {%- set passed = [] -%}
-            {%- set tested = [] -%}
-            {%- for node in graph.nodes.values()
-                if node.resource_type == 'test' and elt_tests_model(node, model_id) -%}
-                {%- do tested.append(node.unique_id) -%}
-                {%- if statuses.get(node.unique_id) in ('pass', 'warn') -%}
-                    {%- do passed.append(node.unique_id) -%}
-                {%- endif -%}
-            {%- endfor -%}
-            {%- if tested and passed | length == tested | length -%}
+            {%- if elt_all_tests_passed(result.node.unique_id, statuses) -%}
                 {%- set name = result.node.name -%}
                 {%- call statement('elt_record_tested_mark') -%}
                     delete from {{ elt_marks_relation() }}
@@ -529,16 +519,7 @@
             {%- endif -%}
         {%- endfor -%}
         {%- for source_id, source in elt_marked_sources().items() -%}
-            {%- set tested = [] -%}
-            {%- set passed = [] -%}
-            {%- for node in graph.nodes.values()
-                if node.resource_type == 'test' and source_id in node.depends_on.nodes -%}
-                {%- do tested.append(node.unique_id) -%}
-                {%- if statuses.get(node.unique_id) in ('pass', 'warn') -%}
-                    {%- do passed.append(node.unique_id) -%}
-                {%- endif -%}
-            {%- endfor -%}
-            {%- if tested and passed | length == tested | length -%}
+            {%- if elt_all_tests_passed(source_id, statuses) -%}
                 {%- set mark = elt_source_mark_name(source) -%}
                 {%- call statement('elt_record_tested_mark') -%}
                     delete from {{ elt_marks_relation() }}
@@ -555,6 +536,21 @@
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- a model or source with tests, every one of which passed or warned in `statuses` -#}
+{% macro elt_all_tests_passed(node_id, statuses) -%}
+    {%- set tested = [] -%}
+    {%- set passed = [] -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'test' and elt_tests_model(node, node_id) -%}
+        {%- do tested.append(node.unique_id) -%}
+        {%- if statuses.get(node.unique_id) in ('pass', 'warn') -%}
+            {%- do passed.append(node.unique_id) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(tested | length > 0 and passed | length == tested | length) }}
 {%- endmacro %}
 
 
