@@ -129,9 +129,13 @@ class Runtime:
                     found[source][key] = value
         return found
 
+    def point_dlt(self) -> None:
+        """Point dlt at this project's `.dlt/` (before dlt is first imported)."""
+        os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
+
     def prepare_dlt(self) -> None:
         """Point dlt at this project's `.dlt/`, and unset settings at their defaults."""
-        os.environ.setdefault("DLT_PROJECT_DIR", str(self.project))
+        self.point_dlt()
         for key, value in list(os.environ.items()):
             if key.startswith("SOURCES__") and key.endswith("__CREDENTIALS") and "://" in value:
                 # an un-encoded password would reach the driver in fragments (and its errors)

@@ -39,8 +39,10 @@ def load(sources: tuple[str, ...], drop_slot: str | None, wait: float, fmt: str)
         return drop_replication_slot(drop_slot, fmt)
     runtime = Runtime()
     names = sources
+    imports = SourceImports(names, runtime)  # dlt's imports beside the warehouse's set-up
     with audited(runtime.warehouse, "load", {"sources": list(names)}) as run:
         runtime.prepare_dlt()
+        imports.wait()
         started = time.monotonic()
         outcomes = load_sources(names, runtime, run, fmt, wait)
         prune_load_packages(runtime.pipelines_dir)  # row values stay in the warehouse only
@@ -105,7 +107,6 @@ def load_sources(
 
     from runtime import engines
 
-    import_sources(names)  # in this thread: importing dlt from several at once can deadlock
     if len(names) < 2 or engines.of(runtime.warehouse).ONE_PROCESS:
         results = []
         for name in names:
@@ -129,13 +130,40 @@ def load_sources(
     return done
 
 
-def import_sources(names: tuple[str, ...]) -> None:
-    import importlib
+class SourceImports:
+    """The source modules (and dlt under them, about 0.7 s) imported in one background
+    thread while the main thread connects to the warehouse and starts the audited run.
 
-    from loaders import compaction, pipeline  # noqa: F401
+    One thread only, joined before any source starts: importing dlt from several threads
+    at once can deadlock. The main thread imports nothing of dlt meanwhile. An import
+    that fails is raised by `wait`, in the main thread.
+    """
 
-    for name in names:
-        importlib.import_module(SOURCES[name].split(":")[0])
+    def __init__(self, names: tuple[str, ...], runtime: Runtime) -> None:
+        import threading
+
+        runtime.point_dlt()  # dlt finds its project settings from its first import on
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(names,), name="elt-imports", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, names: tuple[str, ...]) -> None:
+        import importlib
+
+        try:
+            from loaders import compaction, pipeline  # noqa: F401
+
+            for name in names:
+                importlib.import_module(SOURCES[name].split(":")[0])
+        except BaseException as exc:  # raised again in the main thread by wait()
+            self._failure = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
 
 
 def record(run: Any, outcome: SourceOutcome) -> None:

@@ -106,6 +106,8 @@ def shop(
     deletes.forget_checks(SOURCE_NAME)
     replication.forget_pending(SOURCE_NAME)
     replicated = {}
+    metadata = _reflect(credentials, schema, tables, mode)
+    raw_url = deletes.RawUrl()
     for table, spec in tables.items():
         table_mode = spec.get("mode", mode)
         if table_mode not in MODES:
@@ -132,6 +134,7 @@ def shop(
             credentials=credentials,
             table=table,
             schema=schema,
+            metadata=metadata,
             backend=backend,
             chunk_size=chunk_size,
             backend_kwargs=_backend_kwargs(backend, chunk_size, credentials),
@@ -168,6 +171,7 @@ def shop(
         yield resource
         if deletes_mode == "reconcile":
             tombstones = deletes.tombstones(
+                raw=raw_url,
                 source=SOURCE_NAME,
                 table=table,
                 raw_table=raw_table,
@@ -316,6 +320,29 @@ def _backend_kwargs(backend: str, chunk_size: int, credentials: Any = None) -> d
             kwargs["conn"] = tls
         return kwargs
     return {}
+
+
+def _reflect(credentials: Any, schema: str, tables: dict[str, Any], mode: str) -> Any:
+    """The cursor tables' definitions, reflected together for sql_table to reuse.
+
+    SQLAlchemy reflects many tables with the same few catalog queries it runs for one, and
+    compiles them once; table by table, the reflection was most of a no-op load of this
+    source. A configured table not found here (a view, a missing table) is left to
+    sql_table, which reflects it alone and names it when it is missing.
+    """
+    import sqlalchemy as sa
+    from dlt.sources.sql_database.helpers import engine_from_credentials
+
+    wanted = {name for name, spec in tables.items() if spec.get("mode", mode) == "cursor"}
+    metadata = sa.MetaData(schema=schema)
+    if not wanted:
+        return metadata
+    engine = engine_from_credentials(credentials)
+    try:
+        metadata.reflect(engine, only=lambda name, _meta: name in wanted, resolve_fks=False)
+    finally:
+        engine.dispose()
+    return metadata
 
 
 def _sqlalchemy_url(credentials: Any) -> Any:

@@ -126,8 +126,23 @@ def psycopg2_url(credentials: Any) -> str:
     return "postgresql://" + rest if scheme.startswith("postgres") else credentials
 
 
+class RawUrl:
+    """The raw dataset's URL, looked up once per source build and shared by its tables'
+    tombstone resources: dlt resolves its whole destination configuration on every
+    `sql_client()` (about 25 ms of a no-op load each)."""
+
+    def __init__(self) -> None:
+        self._url: str | None = None
+
+    def of(self, pipeline: Any) -> str:
+        if self._url is None:
+            self._url = psycopg2_url(pipeline.sql_client().credentials)
+        return self._url
+
+
 def tombstones(
     *,
+    raw: RawUrl,
     source: str,
     table: str,
     raw_table: str,
@@ -160,7 +175,7 @@ def tombstones(
             return  # the key-set comparison is written for Postgres (README: Deletes and CDC)
         import psycopg2
 
-        raw_url = psycopg2_url(pipeline.sql_client().credentials)
+        raw_url = raw.of(pipeline)
         dataset = pipeline.dataset_name
         raw_conn = psycopg2.connect(raw_url, connect_timeout=10, application_name="elt-reconcile")
         try:
