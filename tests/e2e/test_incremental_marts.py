@@ -9,6 +9,8 @@ refunds. One shop database and payments API per engine, a small demo (400 orders
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import demo_payments_api, elt_environment, fresh_databases, landing_dir
 from support import execute, fetch, run_elt
@@ -243,3 +245,67 @@ def test_a_raw_key_test_reads_the_loads_after_the_run_that_last_passed_it(flow):
     assert failed.returncode == 1 and failing in failed.stderr, failed.stderr
     writing(engine, warehouse, env, repair)
     run_elt("transform", "--full-refresh", *tests, env=env, check=True)
+
+
+def rows_sharing_keys(env: dict[str, str], unverified: str) -> tuple[int, int]:
+    """(rows, rows with a NULL key) that `elt_rows_sharing_keys` reads of the case table
+    for a compound key (a, b), the rows matching `unverified` being the unverified ones."""
+    shown = run_elt(
+        "dbt",
+        "--",
+        "show",
+        "--inline",
+        "select count(*) as n, sum(case when b is null then 1 else 0 end) as null_keys from ("
+        "{{ elt_rows_sharing_keys(api.Relation.create(schema='elt_null_keys', identifier="
+        f"'cases'), ['a', 'b'], \"{unverified}\") }}}}) as read_rows",
+        env=env,
+        check=True,
+    )
+    ((rows, null_keys),) = re.findall(r"^\| *(\d+) *\| *(\d+) *\|$", shown.stdout, re.M)
+    return int(rows), int(null_keys)
+
+
+def test_a_compound_key_test_reads_null_keyed_rows_only_when_an_unverified_row_has_one(flow):
+    """A row groups only with rows of its own NULL pattern: with no NULL in an unverified
+    row's key, the verified rows with one cannot have gained a duplicate and are not read;
+    an unverified row with a NULL brings them back, so a NULL-keyed duplicate still fails."""
+    engine, warehouse, _shop_url, env = flow
+    writing(
+        engine,
+        warehouse,
+        env,
+        "create schema if not exists elt_null_keys;"
+        " drop table if exists elt_null_keys.cases;"
+        " create table elt_null_keys.cases (a integer, b integer, new_row integer);"
+        " insert into elt_null_keys.cases values"
+        " (1, null, 0), (null, 7, 0), (2, 2, 0), (3, 3, 0), (2, 2, 1), (4, 4, 2), (1, null, 2)",
+    )
+    # the verified (2, 2) and the new one; no verified row with a NULL
+    assert rows_sharing_keys(env, "new_row = 1") == (2, 0)
+    # a new (1, NULL): the rows with a NULL in the key are read again, (1, NULL) twice
+    assert rows_sharing_keys(env, "new_row = 2") == (4, 2)
+
+
+def test_a_full_build_of_an_incremental_model_gathers_its_statistics_on_postgres(flow):
+    """The next run's lookups and scoped tests are planned with statistics, not in the
+    minute before autovacuum first analyzes the new table (`elt_analyze_full_build`)."""
+    engine, warehouse, _shop_url, env = flow
+    if engine != "postgres":
+        pytest.skip("planner statistics are gathered by PostgreSQL's ANALYZE only")
+    run_elt("transform", "--full-refresh", env=env, check=True)
+    analyzed = fetch(
+        warehouse.url,
+        "select relname from pg_stat_user_tables where last_analyze is not null"
+        " and relname in ('stg_shop__orders', 'stg_shop__order_items', 'stg_payments__payments',"
+        " 'stg_payments__refunds', 'fct_orders', 'fct_order_items') and schemaname <> 'marts'",
+    )
+    assert sorted(name for (name,) in analyzed) == sorted(
+        [
+            "fct_order_items",
+            "fct_orders",
+            "stg_payments__payments",
+            "stg_payments__refunds",
+            "stg_shop__order_items",
+            "stg_shop__orders",
+        ]
+    )
