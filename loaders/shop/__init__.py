@@ -45,7 +45,7 @@ def shop(
     tables: dict[str, Any] = dlt.config.value,
     schema: str = "public",
     backend: str = "connectorx",
-    chunk_size: int = 50_000,
+    chunk_size: int = 15_000,
     lag_seconds: float = 600,
     null_cursor: str = "quarantine",
     connect_timeout_seconds: float = 10,
