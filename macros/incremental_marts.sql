@@ -189,7 +189,6 @@
 {%- endmacro %}
 
 
-{#- post-hook: a full build forgets the marks (the next publish copies the whole table) -#}
 {#-
     post-hook (every model): a full build of an incremental model on PostgreSQL gathers its
     planner statistics at once. The next run's lookups and scoped tests join a few changed
@@ -205,6 +204,7 @@
 {%- endmacro %}
 
 
+{#- post-hook: a full build forgets the marks (the next publish copies the whole table) -#}
 {% macro elt_forget_marks_on_full_build() -%}
     {%- if model.config.get('materialized') == 'incremental' and not is_incremental() -%}
         delete from {{ elt_marks_relation() }} where model = '{{ model.name }}'
